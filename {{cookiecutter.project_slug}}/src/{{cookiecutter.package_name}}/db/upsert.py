@@ -1,0 +1,67 @@
+"""Natural-key upsert: INSERT ... ON CONFLICT DO UPDATE, on PostgreSQL and SQLite alike.
+
+The update only fires when a value differs, so re-sending the same payload writes nothing and
+keeps `updated_at`. The caller learns whether the row was created, updated or left as it was.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import or_, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from {{ cookiecutter.package_name }}.db.base import Base
+
+ModelT = TypeVar("ModelT", bound=Base)
+
+
+class Outcome(enum.StrEnum):
+    """What an upsert did."""
+
+    created = "created"
+    updated = "updated"
+    unchanged = "unchanged"
+
+
+@dataclass(frozen=True, slots=True)
+class Upserted(Generic[ModelT]):
+    """The row after the upsert, and what happened to it."""
+
+    row: ModelT
+    outcome: Outcome
+
+
+async def upsert(
+    session: AsyncSession,
+    model: type[ModelT],
+    values: Mapping[str, Any],
+    *,
+    conflict: Sequence[str],
+    update: Sequence[str],
+) -> Upserted[ModelT]:
+    """Insert `values`, or update the `update` columns of the row matching `conflict`."""
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    table = model.__table__
+    stmt = insert(model).values(**values)
+    changed = or_(*(table.c[name].is_distinct_from(stmt.excluded[name]) for name in update))
+    set_ = {name: stmt.excluded[name] for name in update}
+    if "updated_at" in table.c and "updated_at" in values:
+        set_["updated_at"] = stmt.excluded["updated_at"]
+    stmt = stmt.on_conflict_do_update(index_elements=list(conflict), set_=set_, where=changed)
+    returned = await session.scalars(
+        stmt.returning(model), execution_options={"populate_existing": True}
+    )
+    row = returned.first()
+    if row is None:
+        # Conflict with identical values: nothing was written; read the row as it is.
+        key = [getattr(model, name) == values[name] for name in conflict]
+        existing = (await session.scalars(select(model).where(*key))).one()
+        return Upserted(existing, Outcome.unchanged)
+    created = getattr(row, "created_at", None) == values.get("created_at")
+    return Upserted(row, Outcome.created if created else Outcome.updated)

@@ -1,0 +1,85 @@
+"""`Annotated` dependency aliases: route signatures read like sentences, the wiring lives here.
+
+Resources created by the lifespan (engines, policy, token keys) reach handlers through the
+request state, never through module globals.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Query, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from {{ cookiecutter.package_name }}.db.session import get_session
+from {{ cookiecutter.package_name }}.db.unit_of_work import UnitOfWork
+from {{ cookiecutter.package_name }}.errors import ProblemError
+from {{ cookiecutter.package_name }}.pagination import CursorCodec, PageParams
+from {{ cookiecutter.package_name }}.security.auth import current_principal
+from {{ cookiecutter.package_name }}.security.passwords import Passwords
+from {{ cookiecutter.package_name }}.security.rbac import Policy
+from {{ cookiecutter.package_name }}.security.tokens import Principal, Tokens
+from {{ cookiecutter.package_name }}.settings import Settings
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.state.settings
+    return settings
+
+
+def _uow(request: Request) -> UnitOfWork:
+    uow: UnitOfWork = request.state.uow
+    return uow
+
+
+def _passwords(request: Request) -> Passwords:
+    passwords: Passwords = request.state.passwords
+    return passwords
+
+
+def _tokens(request: Request) -> Tokens:
+    tokens: Tokens = request.state.tokens
+    return tokens
+
+
+def _cursors(request: Request) -> CursorCodec:
+    cursors: CursorCodec = request.state.cursors
+    return cursors
+
+
+def _policy(request: Request) -> Policy:
+    policy: Policy = request.state.policy
+    return policy
+
+
+def _page_params(
+    request: Request,
+    limit: Annotated[
+        int | None, Query(ge=1, description="Page size; the default and the cap are in settings.")
+    ] = None,
+    cursor: Annotated[
+        str | None, Query(max_length=2048, description="`next_cursor` of the previous page.")
+    ] = None,
+) -> PageParams:
+    settings: Settings = request.state.settings
+    if limit is None:
+        limit = settings.page_size_default
+    elif limit > settings.page_size_max:
+        raise ProblemError(
+            422,
+            f"limit must be at most {settings.page_size_max}; follow next_cursor for more.",
+            type_="validation",
+            max_limit=settings.page_size_max,
+        )
+    return PageParams(cursor=cursor, limit=limit)
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+UnitOfWorkDep = Annotated[UnitOfWork, Depends(_uow)]
+SettingsDep = Annotated[Settings, Depends(_settings)]
+PasswordsDep = Annotated[Passwords, Depends(_passwords)]
+TokensDep = Annotated[Tokens, Depends(_tokens)]
+CursorsDep = Annotated[CursorCodec, Depends(_cursors)]
+PolicyDep = Annotated[Policy, Depends(_policy)]
+PageQuery = Annotated[PageParams, Depends(_page_params)]
+CurrentPrincipal = Annotated[Principal, Depends(current_principal)]

@@ -1,0 +1,1 @@
+"""Tasks: belong to a project; keyset-listed; upserted by external key."""

@@ -1,0 +1,98 @@
+"""Persistence of tasks; every query is scoped to one organization."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import Select, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import joinedload
+
+from {{ cookiecutter.package_name }}.db.base import utcnow
+from {{ cookiecutter.package_name }}.db.upsert import Upserted, upsert
+from {{ cookiecutter.package_name }}.pagination import PageRequest, keyset, split_page
+from {{ cookiecutter.package_name }}.resources.tasks.model import Task, TaskStatus
+
+_UPSERT_COLUMNS = ("project_id", "title", "status", "due_date", "assignee_id")
+
+
+class TaskRepository:
+    """Queries on one organization's tasks; flushes, never commits."""
+
+    def __init__(self, session: AsyncSession, org_id: uuid.UUID) -> None:
+        self.session = session
+        self.org_id = org_id
+
+    def _select(self) -> Select[Task]:
+        # The project comes in the same query (a join), so a page of N tasks is one statement.
+        return select(Task).options(joinedload(Task.project)).where(Task.org_id == self.org_id)
+
+    async def get(self, task_id: uuid.UUID) -> Task | None:
+        """The task with its project, if it belongs to this organization."""
+        return await self.session.scalar(self._select().where(Task.id == task_id))
+
+    async def by_key(self, external_key: str) -> Task | None:
+        """The task with this external key in this organization."""
+        return await self.session.scalar(self._select().where(Task.external_key == external_key))
+
+    async def page(
+        self,
+        page: PageRequest,
+        *,
+        project_id: uuid.UUID | None = None,
+        status: TaskStatus | None = None,
+    ) -> tuple[list[Task], bool]:
+        """One keyset page, newest first, optionally filtered; and whether more follow."""
+        stmt = self._select()
+        if project_id is not None:
+            stmt = stmt.where(Task.project_id == project_id)
+        if status is not None:
+            stmt = stmt.where(Task.status == status)
+        stmt = keyset(stmt, Task.created_at, Task.id, page)
+        return split_page(list(await self.session.scalars(stmt)), page.limit)
+
+    async def add(self, **values: Any) -> Task:
+        """Insert a task and return it with its project."""
+        task = Task(org_id=self.org_id, **values)
+        self.session.add(task)
+        await self.session.flush()
+        return await self._reload(task.id)
+
+    async def update(self, task: Task, changes: dict[str, Any]) -> Task:
+        """Apply `changes`, flush, and return the task with its (possibly new) project."""
+        for name, value in changes.items():
+            setattr(task, name, value)
+        await self.session.flush()
+        return await self._reload(task.id)
+
+    async def upsert_by_key(self, external_key: str, values: dict[str, Any]) -> Upserted[Task]:
+        """Create or replace the task with this external key (INSERT ... ON CONFLICT)."""
+        now = utcnow()
+        result = await upsert(
+            self.session,
+            Task,
+            {
+                **values,
+                "org_id": self.org_id,
+                "external_key": external_key,
+                "created_at": now,
+                "updated_at": now,
+            },
+            conflict=("org_id", "external_key"),
+            update=_UPSERT_COLUMNS,
+        )
+        return Upserted(await self._reload(result.row.id), result.outcome)
+
+    async def delete(self, task: Task) -> None:
+        """Delete the task."""
+        await self.session.delete(task)
+        await self.session.flush()
+
+    async def _reload(self, task_id: uuid.UUID) -> Task:
+        task = await self.session.scalar(
+            self._select().where(Task.id == task_id).execution_options(populate_existing=True)
+        )
+        if task is None:  # pragma: no cover - the row was written in this transaction
+            raise LookupError(task_id)
+        return task

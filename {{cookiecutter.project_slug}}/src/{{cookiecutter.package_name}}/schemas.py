@@ -1,0 +1,34 @@
+"""Field types shared by every resource's schemas."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from email_validator import EmailNotValidError, validate_email
+from pydantic import AfterValidator, ConfigDict, StringConstraints
+from pydantic import BaseModel as _BaseModel
+
+
+def normalise_email(value: str) -> str:
+    """The normalised form of an email address; ValueError with the reason if invalid."""
+    try:
+        # No DNS lookup: validation must not depend on the network.
+        return validate_email(value, check_deliverability=False).normalized
+    except EmailNotValidError as exc:
+        raise ValueError(str(exc)) from None
+
+
+# Unicode local parts and IDN domains are valid; the stored form is NFC with a lower-cased domain.
+Email = Annotated[str, StringConstraints(max_length=320), AfterValidator(normalise_email)]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+
+
+def email_key(email: str) -> str:
+    """The case-insensitive identity of an email address (the unique column)."""
+    return email.casefold()
+
+
+class Schema(_BaseModel):
+    """Base of request/response bodies: unknown fields are an error, not silently dropped."""
+
+    model_config = ConfigDict(extra="forbid", from_attributes=True)

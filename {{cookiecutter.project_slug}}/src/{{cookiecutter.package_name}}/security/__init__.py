@@ -1,0 +1,1 @@
+"""Authentication (JWT, password hashing), tenancy and RBAC enforcement."""

@@ -1,0 +1,128 @@
+"""Read/write routing against a real streaming replica (TEST_REPLICA_URL).
+
+Which server answered is proven by `pg_is_in_recovery()`: true only on a standby. The replica
+sits behind a local TCP proxy so a test can take it away and bring it back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from {{ cookiecutter.package_name }}.app import create_app
+from {{ cookiecutter.package_name }}.dependencies import SessionDep
+from {{ cookiecutter.package_name }}.observability.metrics import REPLICA_FALLBACKS
+
+from .api import Api
+from .conftest import REPLICA_URL, async_url, make_settings, running
+from .tcp_proxy import TcpProxy
+
+pytestmark = [
+    pytest.mark.replica,
+    pytest.mark.skipif(not REPLICA_URL, reason="TEST_REPLICA_URL is not set (no replica here)"),
+]
+
+
+@pytest.fixture
+async def proxy() -> AsyncIterator[TcpProxy]:
+    url = make_url(REPLICA_URL or "")
+    proxy = TcpProxy(url.host or "127.0.0.1", url.port or 5432)
+    await proxy.start()
+    yield proxy
+    await proxy.stop()
+
+
+@pytest.fixture
+async def replica_ready(database_name: str) -> str:
+    """The replica's URL of the run's database, once it has replayed the migrations."""
+    url = async_url(database_name, REPLICA_URL)
+    engine = create_async_engine(url)
+    try:
+        for _ in range(100):
+            try:
+                async with engine.connect() as conn:
+                    if await conn.scalar(text("SELECT count(*) FROM alembic_version")):
+                        return url
+            except Exception:  # the database may not exist on the standby yet
+                await asyncio.sleep(0.1)
+        pytest.fail("the replica did not catch up within 10 s")
+    finally:
+        await engine.dispose()
+    return url
+
+
+def _app(database_url: str, proxy: TcpProxy, database_name: str) -> FastAPI:
+    replica = async_url(database_name, f"postgresql://postgres@127.0.0.1:{proxy.port}/x")
+    app = create_app(
+        make_settings(
+            database_url,
+            database_replica_url=replica,
+            replica_retry_after_seconds=0.2,
+            read_your_writes_seconds=5,
+        )
+    )
+
+    @app.get("/__test/db-role")
+    async def read_role(session: SessionDep) -> dict[str, bool]:
+        return {"in_recovery": bool(await session.scalar(text("SELECT pg_is_in_recovery()")))}
+
+    @app.post("/__test/db-role")
+    async def write_role(session: SessionDep) -> dict[str, bool]:
+        return {"in_recovery": bool(await session.scalar(text("SELECT pg_is_in_recovery()")))}
+
+    return app
+
+
+@pytest.fixture
+async def routed(
+    database_url: str, database_name: str, proxy: TcpProxy, replica_ready: str
+) -> AsyncIterator[httpx.AsyncClient]:
+    async with running(_app(database_url, proxy, database_name)) as client:
+        yield client
+
+
+async def test_reads_go_to_the_replica_and_writes_to_the_primary(routed: httpx.AsyncClient) -> None:
+    assert (await routed.get("/__test/db-role")).json() == {"in_recovery": True}
+    write = await routed.post("/__test/db-role")
+    assert write.json() == {"in_recovery": False}
+
+
+async def test_read_your_writes_after_a_write(api: Api, routed: httpx.AsyncClient) -> None:
+    routed_api = Api(routed)
+    owner = await routed_api.user()
+    created = await routed.post("/orgs", json={"name": "Fresh"}, headers=owner.headers)
+    token = created.headers["x-consistency-token"]
+    assert "consistency_token=" in created.headers["set-cookie"]
+    routed.cookies.clear()
+    with_token = await routed.get("/__test/db-role", headers={"X-Consistency-Token": token})
+    assert with_token.json() == {"in_recovery": False}
+    fresh = await routed.get(
+        f"/orgs/{created.json()['id']}", headers={**owner.headers, "X-Consistency-Token": token}
+    )
+    assert fresh.status_code == 200  # seen at once, whatever the replication lag
+    assert (await routed.get("/__test/db-role")).json() == {"in_recovery": True}
+    forged = await routed.get("/__test/db-role", headers={"X-Consistency-Token": token + "0"})
+    assert forged.json() == {"in_recovery": True}
+
+
+async def test_reads_fall_back_to_the_primary_when_the_replica_is_down(
+    routed: httpx.AsyncClient, proxy: TcpProxy
+) -> None:
+    assert (await routed.get("/__test/db-role")).json() == {"in_recovery": True}
+    before = REPLICA_FALLBACKS._value.get()
+    await proxy.stop()
+    for _ in range(3):
+        response = await routed.get("/__test/db-role")
+        assert response.status_code == 200
+        assert response.json() == {"in_recovery": False}
+    assert REPLICA_FALLBACKS._value.get() >= before + 1
+    await proxy.start()  # same port: the replica is back
+    await asyncio.sleep(0.3)  # past replica_retry_after_seconds
+    assert (await routed.get("/__test/db-role")).json() == {"in_recovery": True}

@@ -1,0 +1,91 @@
+"""PUT by external key: INSERT ... ON CONFLICT, so re-sending never duplicates."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from {{ cookiecutter.package_name }}.resources.tasks.model import Task
+
+from .api import Api
+
+
+async def test_put_creates_then_updates_then_changes_nothing(
+    api: Api, client: httpx.AsyncClient, admin_engine: AsyncEngine
+) -> None:
+    owner = await api.user()
+    org = await api.org(owner)
+    project = await api.project(org, owner)
+    url = f"/orgs/{org}/tasks/by-key/JIRA-42"
+    body = {"project_id": project["id"], "title": "Imported", "due_date": "2024-02-29"}
+
+    created = await client.put(url, json=body, headers=owner.headers)
+    assert created.status_code == 201
+    assert created.json()["external_key"] == "JIRA-42"
+
+    same = await client.put(url, json=body, headers=owner.headers)
+    assert same.status_code == 200
+    assert same.json()["id"] == created.json()["id"]
+    assert same.json()["updated_at"] == created.json()["updated_at"]  # nothing written
+
+    changed = await client.put(url, json={**body, "title": "Renamed"}, headers=owner.headers)
+    assert changed.status_code == 200
+    assert changed.json()["title"] == "Renamed"
+    assert changed.json()["updated_at"] > created.json()["updated_at"]
+
+    async with admin_engine.connect() as conn:
+        count = await conn.scalar(select(func.count()).select_from(Task))
+    assert count == 1
+
+
+async def test_concurrent_puts_of_one_key_make_one_row(
+    api: Api, client: httpx.AsyncClient, admin_engine: AsyncEngine
+) -> None:
+    owner = await api.user()
+    org = await api.org(owner)
+    project = await api.project(org, owner)
+    body = {"project_id": project["id"], "title": "Race"}
+    responses = await asyncio.gather(
+        *(
+            client.put(f"/orgs/{org}/tasks/by-key/race-1", json=body, headers=owner.headers)
+            for _ in range(6)
+        )
+    )
+    assert all(r.status_code in (200, 201) for r in responses), [r.text for r in responses]
+    assert len({r.json()["id"] for r in responses}) == 1
+    async with admin_engine.connect() as conn:
+        count = await conn.scalar(select(func.count()).select_from(Task))
+    assert count == 1
+
+
+async def test_same_key_in_two_orgs_are_two_tasks(api: Api, client: httpx.AsyncClient) -> None:
+    a, b = await api.user(), await api.user()
+    org_a, org_b = await api.org(a), await api.org(b)
+    pa, pb = await api.project(org_a, a), await api.project(org_b, b)
+    ra = await client.put(
+        f"/orgs/{org_a}/tasks/by-key/K1",
+        json={"project_id": pa["id"], "title": "A"},
+        headers=a.headers,
+    )
+    rb = await client.put(
+        f"/orgs/{org_b}/tasks/by-key/K1",
+        json={"project_id": pb["id"], "title": "B"},
+        headers=b.headers,
+    )
+    assert ra.status_code == rb.status_code == 201
+    assert ra.json()["id"] != rb.json()["id"]
+
+
+async def test_bad_external_key_is_a_422(api: Api, client: httpx.AsyncClient) -> None:
+    owner = await api.user()
+    org = await api.org(owner)
+    project = await api.project(org, owner)
+    response = await client.put(
+        f"/orgs/{org}/tasks/by-key/-bad key!",
+        json={"project_id": project["id"], "title": "x"},
+        headers=owner.headers,
+    )
+    assert response.status_code == 422

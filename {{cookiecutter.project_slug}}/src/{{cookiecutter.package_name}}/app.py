@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.routing import APIRoute, iter_route_contexts
 from redis.asyncio import Redis
 
 from {{ cookiecutter.package_name }} import __version__
@@ -23,26 +24,33 @@ from {{ cookiecutter.package_name }}.resources.projects.router import router as 
 from {{ cookiecutter.package_name }}.resources.tasks.router import router as tasks_router
 from {{ cookiecutter.package_name }}.resources.users.router import router as users_router
 from {{ cookiecutter.package_name }}.security.passwords import Passwords
+from {{ cookiecutter.package_name }}.security.rate_limit import LoginThrottle
 from {{ cookiecutter.package_name }}.security.rbac import load_policy
 from {{ cookiecutter.package_name }}.security.tenancy import RBAC_ACTION_ATTR
 from {{ cookiecutter.package_name }}.security.tokens import Tokens
 from {{ cookiecutter.package_name }}.settings import Settings, get_settings
 
 
+def api_routes(app: FastAPI) -> dict[str, Any]:
+    """`{"METHOD /path": route}` for every API route, with routers' prefixes applied."""
+    found: dict[str, Any] = {}
+    for context in iter_route_contexts(app.routes):
+        if isinstance(context.original_route, APIRoute):
+            for method in sorted(context.methods or ()):
+                found[f"{method} {context.path}"] = context
+    return found
+
+
 def declared_actions(app: FastAPI) -> dict[str, str]:
     """`{"METHOD /path": "resource:action"}` for every route guarded by `authorize()`."""
     found: dict[str, str] = {}
-    for route in app.routes:
-        dependant = getattr(route, "dependant", None)
-        if dependant is None:
-            continue
-        stack = list(dependant.dependencies)
+    for key, route in api_routes(app).items():
+        stack = list(route.dependant.dependencies)
         while stack:
             dep = stack.pop()
             action = getattr(dep.call, RBAC_ACTION_ATTR, None)
             if action is not None:
-                for method in sorted(getattr(route, "methods", ())):
-                    found[f"{method} {getattr(route, 'path', '')}"] = action
+                found[key] = action
             stack.extend(dep.dependencies)
     return found
 
@@ -61,6 +69,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         secret = settings.secret_key.get_secret_value()
         db = Database(settings)
         redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
+        throttle = LoginThrottle(
+            settings.login_limit_per_account, settings.login_limit_per_address, settings.redis_url
+        )
         try:
             yield {
                 "settings": settings,
@@ -71,8 +82,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "passwords": Passwords(settings),
                 "cursors": CursorCodec(secret),
                 "consistency": ConsistencyTokens(secret, settings.read_your_writes_seconds),
+                "login_throttle": throttle,
             }
         finally:
+            await throttle.close()
             if redis is not None:
                 await redis.aclose()
             await db.dispose()

@@ -67,6 +67,36 @@ def downgrade(
     typer.echo(f"database at revision {revision}")
 
 
+@app.command("rbac-matrix")
+def rbac_matrix(
+    output_format: Annotated[
+        str, typer.Option("--format", help="md (a review-friendly table) or json.")
+    ] = "md",
+    policy: Annotated[
+        Path | None, typer.Option(help="Policy file (default: the configured one).")
+    ] = None,
+) -> None:
+    """Print the resolved roles x actions matrix of policy/rbac.yaml."""
+    from {{ cookiecutter.package_name }}.security.rbac import (
+        PolicyError,
+        load_policy,
+        render_json,
+        render_markdown,
+    )
+    from {{ cookiecutter.package_name }}.settings import get_settings
+
+    try:
+        resolved = load_policy(policy or get_settings().rbac_policy_path)
+    except PolicyError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
+    if output_format not in ("md", "json"):
+        raise typer.BadParameter("use md or json", param_hint="--format")
+    typer.echo(
+        render_markdown(resolved) if output_format == "md" else render_json(resolved), nl=False
+    )
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

@@ -17,6 +17,7 @@ from {{ cookiecutter.package_name }}.errors import ProblemError
 from {{ cookiecutter.package_name }}.pagination import CursorCodec, PageParams
 from {{ cookiecutter.package_name }}.security.auth import current_principal
 from {{ cookiecutter.package_name }}.security.passwords import Passwords
+from {{ cookiecutter.package_name }}.security.rate_limit import LoginThrottle
 from {{ cookiecutter.package_name }}.security.rbac import Policy
 from {{ cookiecutter.package_name }}.security.tokens import Principal, Tokens
 from {{ cookiecutter.package_name }}.settings import Settings
@@ -40,6 +41,11 @@ def _passwords(request: Request) -> Passwords:
 def _tokens(request: Request) -> Tokens:
     tokens: Tokens = request.state.tokens
     return tokens
+
+
+def _throttle(request: Request) -> LoginThrottle:
+    throttle: LoginThrottle = request.state.login_throttle
+    return throttle
 
 
 def _cursors(request: Request) -> CursorCodec:
@@ -79,6 +85,7 @@ UnitOfWorkDep = Annotated[UnitOfWork, Depends(_uow)]
 SettingsDep = Annotated[Settings, Depends(_settings)]
 PasswordsDep = Annotated[Passwords, Depends(_passwords)]
 TokensDep = Annotated[Tokens, Depends(_tokens)]
+ThrottleDep = Annotated[LoginThrottle, Depends(_throttle)]
 CursorsDep = Annotated[CursorCodec, Depends(_cursors)]
 PolicyDep = Annotated[Policy, Depends(_policy)]
 PageQuery = Annotated[PageParams, Depends(_page_params)]

@@ -74,6 +74,17 @@ class Settings(BaseSettings):
     jwt_issuer: str = "{{ cookiecutter.project_slug }}"
     jwt_audience: str = "{{ cookiecutter.project_slug }}-api"
     access_token_minutes: int = Field(default=30, ge=1, le=24 * 60)
+    # HS256: tokens minted and checked with SECRET_KEY (dev, single service). RS256: tokens of an
+    # identity provider, checked with its public key (PEM) or its JWKS URL; this service mints
+    # RS256 tokens itself only when it is given the private key.
+    jwt_algorithm: Literal["HS256", "RS256"] = "HS256"
+    jwt_public_key: str | None = None
+    jwt_private_key: SecretStr | None = None
+    jwt_jwks_url: str | None = None
+    jwt_leeway_seconds: int = Field(default=30, ge=0, le=300)
+    # Login throttling ("N per period", see the `limits` package's notation).
+    login_limit_per_account: str = "10 per 15 minutes"
+    login_limit_per_address: str = "100 per 15 minutes"
     # argon2id cost; RFC 9106's second recommended profile. Tests lower it to stay fast.
     argon2_time_cost: int = Field(default=3, ge=1)
     argon2_memory_kib: int = Field(default=65536, ge=64)
@@ -97,6 +108,8 @@ class Settings(BaseSettings):
     def _production_is_safe(self) -> Self:
         if self.page_size_default > self.page_size_max:
             raise ValueError("page_size_default must not exceed page_size_max")
+        if self.jwt_algorithm == "RS256" and not (self.jwt_public_key or self.jwt_jwks_url):
+            raise ValueError("jwt_algorithm RS256 needs JWT_PUBLIC_KEY or JWT_JWKS_URL")
         if self.environment == "production":
             secret = self.secret_key.get_secret_value()
             if secret == DEV_SECRET or len(secret) < MIN_SECRET_LENGTH:

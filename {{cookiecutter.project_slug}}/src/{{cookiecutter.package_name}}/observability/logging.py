@@ -11,6 +11,19 @@ import sys
 
 import structlog
 
+# Keys whose values never reach a log line, whoever logs them.
+_SECRET_KEYS = ("password", "token", "secret", "authorization", "api_key", "cookie")
+
+
+def redact_secrets(
+    _logger: object, _method: str, event: structlog.types.EventDict
+) -> structlog.types.EventDict:
+    """Replace the value of any secret-looking key with a marker."""
+    for key in event:
+        if any(part in key.lower() for part in _SECRET_KEYS):
+            event[key] = "[redacted]"
+    return event
+
 
 def configure_logging(level: str = "INFO", *, json: bool = True) -> None:
     """Configure structlog and the stdlib root logger once per process."""
@@ -20,6 +33,7 @@ def configure_logging(level: str = "INFO", *, json: bool = True) -> None:
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.StackInfoRenderer(),
+        redact_secrets,
     ]
     renderer: structlog.types.Processor = (
         structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer()

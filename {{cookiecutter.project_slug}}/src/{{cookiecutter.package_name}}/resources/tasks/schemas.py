@@ -77,5 +77,6 @@ class TaskOut(Schema):
     due_date: date | None
     external_key: str | None
     assignee_id: uuid.UUID | None
+    completed_at: datetime | None
     created_at: datetime
     updated_at: datetime

@@ -14,7 +14,7 @@ from {{ cookiecutter.package_name }} import __version__
 from {{ cookiecutter.package_name }}.db.engines import Database
 from {{ cookiecutter.package_name }}.db.read_your_writes import ConsistencyTokens
 from {{ cookiecutter.package_name }}.db.unit_of_work import UnitOfWorkMiddleware
-from {{ cookiecutter.package_name }}.errors import install_error_handlers
+from {{ cookiecutter.package_name }}.errors import PROBLEM_RESPONSES, install_error_handlers, problem_openapi
 from {{ cookiecutter.package_name }}.health import router as health_router
 from {{ cookiecutter.package_name }}.idempotency import IdempotencyMiddleware
 from {{ cookiecutter.package_name }}.observability.logging import configure_logging
@@ -101,5 +101,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(IdempotencyMiddleware)
     app.add_middleware(UnitOfWorkMiddleware)
     for router in (health_router, users_router, orgs_router, projects_router, tasks_router):
-        app.include_router(router)
+        app.include_router(router, responses=PROBLEM_RESPONSES)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = problem_openapi(FastAPI.openapi(app))
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app

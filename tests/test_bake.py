@@ -253,7 +253,8 @@ def test_explain_budgets_hold_on_a_seeded_database(synced: Baked, fresh_database
         ["uv", "run", "--locked", package, "explain-check"], synced.path, timeout=300, env=env
     )
     print(checked.stdout)
-    assert "OVER BUDGET" not in checked.stdout and "SEQ SCAN" not in checked.stdout
+    assert "OVER BUDGET" not in checked.stdout
+    assert "SEQ SCAN" not in checked.stdout
 
 
 @pytest.mark.bake

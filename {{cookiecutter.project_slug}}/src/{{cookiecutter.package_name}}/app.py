@@ -23,6 +23,7 @@ from {{ cookiecutter.package_name }}.resources.orgs.router import router as orgs
 from {{ cookiecutter.package_name }}.resources.projects.router import router as projects_router
 from {{ cookiecutter.package_name }}.resources.tasks.router import router as tasks_router
 from {{ cookiecutter.package_name }}.resources.users.router import router as users_router
+from {{ cookiecutter.package_name }}.security.membership_cache import MembershipCache
 from {{ cookiecutter.package_name }}.security.passwords import Passwords
 from {{ cookiecutter.package_name }}.security.rate_limit import LoginThrottle
 from {{ cookiecutter.package_name }}.security.rbac import load_policy
@@ -83,6 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "cursors": CursorCodec(secret),
                 "consistency": ConsistencyTokens(secret, settings.read_your_writes_seconds),
                 "login_throttle": throttle,
+                "memberships": MembershipCache(settings.membership_cache_seconds),
             }
         finally:
             await throttle.close()

@@ -16,6 +16,7 @@ from {{ cookiecutter.package_name }}.db.unit_of_work import UnitOfWork
 from {{ cookiecutter.package_name }}.errors import ProblemError
 from {{ cookiecutter.package_name }}.pagination import CursorCodec, PageParams
 from {{ cookiecutter.package_name }}.security.auth import current_principal
+from {{ cookiecutter.package_name }}.security.membership_cache import MembershipCache
 from {{ cookiecutter.package_name }}.security.passwords import Passwords
 from {{ cookiecutter.package_name }}.security.rate_limit import LoginThrottle
 from {{ cookiecutter.package_name }}.security.rbac import Policy
@@ -46,6 +47,11 @@ def _tokens(request: Request) -> Tokens:
 def _throttle(request: Request) -> LoginThrottle:
     throttle: LoginThrottle = request.state.login_throttle
     return throttle
+
+
+def _memberships(request: Request) -> MembershipCache:
+    memberships: MembershipCache = request.state.memberships
+    return memberships
 
 
 def _cursors(request: Request) -> CursorCodec:
@@ -86,6 +92,7 @@ SettingsDep = Annotated[Settings, Depends(_settings)]
 PasswordsDep = Annotated[Passwords, Depends(_passwords)]
 TokensDep = Annotated[Tokens, Depends(_tokens)]
 ThrottleDep = Annotated[LoginThrottle, Depends(_throttle)]
+MembershipsDep = Annotated[MembershipCache, Depends(_memberships)]
 CursorsDep = Annotated[CursorCodec, Depends(_cursors)]
 PolicyDep = Annotated[Policy, Depends(_policy)]
 PageQuery = Annotated[PageParams, Depends(_page_params)]

@@ -82,6 +82,8 @@ class Settings(BaseSettings):
     jwt_private_key: SecretStr | None = None
     jwt_jwks_url: str | None = None
     jwt_leeway_seconds: int = Field(default=30, ge=0, le=300)
+    # How long a read may trust a cached membership role (0 disables the cache).
+    membership_cache_seconds: float = Field(default=5.0, ge=0, le=60)
     # Login throttling ("N per period", see the `limits` package's notation).
     login_limit_per_account: str = "10 per 15 minutes"
     login_limit_per_address: str = "100 per 15 minutes"

@@ -18,10 +18,12 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from {{ cookiecutter.package_name }}.db.session import get_session
+from {{ cookiecutter.package_name }}.db.unit_of_work import SAFE_METHODS
 from {{ cookiecutter.package_name }}.errors import NotFoundError, ProblemError
 from {{ cookiecutter.package_name }}.observability.metrics import PERMISSION_DENIALS
 from {{ cookiecutter.package_name }}.resources.orgs.model import Membership
 from {{ cookiecutter.package_name }}.security.auth import current_principal
+from {{ cookiecutter.package_name }}.security.membership_cache import MembershipCache
 from {{ cookiecutter.package_name }}.security.rbac import Policy
 from {{ cookiecutter.package_name }}.security.tokens import Principal
 
@@ -88,7 +90,14 @@ def authorize(action: str) -> Any:
         session: AsyncSession = Depends(get_session),
     ) -> OrgAccess:
         policy: Policy = request.state.policy
-        role = await membership_role(session, org_id, principal.user_id)
+        cache: MembershipCache = request.state.memberships
+        # Reads trust a role cached for a few seconds; writes always ask the primary.
+        cacheable = request.method in SAFE_METHODS
+        role = cache.get(org_id, principal.user_id) if cacheable else None
+        if role is None:
+            role = await membership_role(session, org_id, principal.user_id)
+            if role is not None and cacheable:
+                cache.put(org_id, principal.user_id, role)
         if role is None:
             PERMISSION_DENIALS.labels(action, "non-member").inc()
             log.info(

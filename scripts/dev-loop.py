@@ -33,6 +33,20 @@ NAMES = [
 VERBATIM = (".github/",)  # copied without rendering (cookiecutter.json _copy_without_render)
 
 
+MAPPED = {"package_name", "project_slug", "project_name", "description"}
+
+
+def _unmapped_placeholders(path: Path) -> set[str]:
+    """Template variables in `path` that unbake cannot restore (python_version, author...)."""
+    import re
+
+    try:
+        text = path.read_text()
+    except UnicodeDecodeError:
+        return set()
+    return set(re.findall(r"cookiecutter\.(\w+)", text)) - MAPPED
+
+
 def bake(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     subprocess.run(
@@ -67,6 +81,10 @@ def unbake(out: Path, lock: bool) -> None:
                         text = text.replace(default, placeholder)
                     data = text.encode()
             dest = TEMPLATE / rel.replace("acme_service", "{{cookiecutter.package_name}}")
+            if dest.exists() and _unmapped_placeholders(dest):
+                if dest.read_bytes() != data:
+                    print(f"NOT synced (uses {_unmapped_placeholders(dest)}; edit the template): {rel}")
+                continue
             if not dest.exists() or dest.read_bytes() != data:
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 dest.write_bytes(data)

@@ -10,6 +10,8 @@ from fastapi import FastAPI
 from redis.asyncio import Redis
 
 from {{ cookiecutter.package_name }} import __version__
+from {{ cookiecutter.package_name }}.cache import build_cache
+from {{ cookiecutter.package_name }}.cache.schema_version import schema_version
 from {{ cookiecutter.package_name }}.db.engines import Database
 from {{ cookiecutter.package_name }}.db.read_your_writes import ConsistencyTokens
 from {{ cookiecutter.package_name }}.db.unit_of_work import UnitOfWorkMiddleware
@@ -20,7 +22,10 @@ from {{ cookiecutter.package_name }}.observability.logging import configure_logg
 from {{ cookiecutter.package_name }}.pagination import CursorCodec
 from {{ cookiecutter.package_name }}.resources.orgs.router import router as orgs_router
 from {{ cookiecutter.package_name }}.resources.projects.router import router as projects_router
+from {{ cookiecutter.package_name }}.resources.projects.schemas import ProjectOut
+from {{ cookiecutter.package_name }}.resources.stats.router import router as stats_router
 from {{ cookiecutter.package_name }}.resources.tasks.router import router as tasks_router
+from {{ cookiecutter.package_name }}.resources.tasks.schemas import TaskOut
 from {{ cookiecutter.package_name }}.resources.users.router import router as users_router
 from {{ cookiecutter.package_name }}.security.passwords import Passwords
 from {{ cookiecutter.package_name }}.security.rbac import load_policy
@@ -61,6 +66,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         secret = settings.secret_key.get_secret_value()
         db = Database(settings)
         redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
+        # Cache keys carry the schema version, computed once here (alembic head + shapes).
+        cache = build_cache(settings, schema_version([ProjectOut, TaskOut]))
         try:
             yield {
                 "settings": settings,
@@ -71,8 +78,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "passwords": Passwords(settings),
                 "cursors": CursorCodec(secret),
                 "consistency": ConsistencyTokens(secret, settings.read_your_writes_seconds),
+                "cache": cache,
             }
         finally:
+            await cache.close()
             if redis is not None:
                 await redis.aclose()
             await db.dispose()
@@ -89,4 +98,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(UnitOfWorkMiddleware)
     for router in (health_router, users_router, orgs_router, projects_router, tasks_router):
         app.include_router(router)
+    app.include_router(stats_router)  # issue 4: GET /orgs/{org_id}/stats
     return app

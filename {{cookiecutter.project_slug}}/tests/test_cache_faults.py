@@ -7,17 +7,23 @@ Uses a private redis-server on a free port (redis_server.py), never the shared o
 from __future__ import annotations
 
 import shutil
+import uuid
 from collections.abc import Iterator
 
 import orjson
 import pytest
 from redis.asyncio import Redis
 
+from {{ cookiecutter.package_name }}.cache import CacheKeys, CircuitBreaker, ObjectRef, VersionedCache
+from {{ cookiecutter.package_name }}.cache.breaker import BreakerState
+from {{ cookiecutter.package_name }}.resources.projects.schemas import ProjectOut
+
 from .api import Api
 from .cache_helpers import ManualClock, cache_of, cached_app, redis_calls, requests, sample
 from .conftest import running
 from .factories import TaskFactory
 from .redis_server import RedisServer
+from .tcp_proxy import TcpProxy
 
 pytestmark = [
     pytest.mark.redis,
@@ -146,3 +152,65 @@ async def test_a_lost_invalidation_never_serves_the_stale_value(
             assert requests("project", "hit") == hits + 1
     finally:
         await direct.aclose()
+
+
+async def test_one_lost_invalidation_bypasses_the_cache_until_resynced(
+    server: RedisServer,
+) -> None:
+    # Redis sits behind a proxy: stopping the proxy refuses connections while Redis keeps its
+    # data, so the invalidation surely never arrives and the stale value stays in Redis.
+    proxy = TcpProxy("127.0.0.1", server.port)
+    await proxy.start()
+    direct = Redis.from_url(server.url)
+    keys = CacheKeys("faults", "0001.test")
+    # The breaker never opens here (threshold 100): the lost invalidation alone must suffice.
+    cache = VersionedCache(
+        Redis.from_url(f"redis://127.0.0.1:{proxy.port}/0", socket_timeout=0.1),
+        keys,
+        CircuitBreaker(failure_threshold=100, window_seconds=60, cooldown_seconds=60),
+        timeout_seconds=0.1,
+    )
+    ref = ObjectRef(uuid.uuid4(), "project", uuid.uuid4())
+    current = {"name": "Before"}
+    sources: list[str] = []
+
+    async def load(for_cache: bool) -> ProjectOut:
+        sources.append("fill" if for_cache else "db-only")
+        return ProjectOut.model_validate(
+            {
+                "id": ref.id,
+                "name": current["name"],
+                "description": None,
+                "created_at": "2024-02-29T00:00:00Z",
+                "updated_at": "2024-02-29T00:00:00Z",
+            }
+        )
+
+    try:
+        await cache.get_or_load(ref, ProjectOut, load)
+        assert (await cache.get_or_load(ref, ProjectOut, load)).name == "Before"  # a hit
+        assert sources == ["fill"]
+
+        await proxy.stop()
+        current["name"] = "After"  # committed in the database...
+        await cache.invalidate([ref])  # ...but Redis cannot be told
+        assert cache.resync_needed
+        assert cache.breaker.state is BreakerState.closed
+        assert (await cache.get_or_load(ref, ProjectOut, load)).name == "After"
+        assert sources[-1] == "db-only"  # distrusted: straight to the database
+        await proxy.start()  # same port: Redis is reachable again
+
+        stored = orjson.loads(await direct.get(keys.value(ref)) or b"null")
+        tokens = await direct.mget([keys.epoch(), keys.generation(ref.org_id), keys.version(ref)])
+        assert stored[3]["name"] == "Before"
+        assert stored[:3] == [t.decode() for t in tokens]  # stale, yet tagged as current
+
+        assert (await cache.get_or_load(ref, ProjectOut, load)).name == "After"
+        assert not cache.resync_needed
+        assert (await cache.get_or_load(ref, ProjectOut, load)).name == "After"
+        assert sources[-1] == "fill"  # refilled once after the resync, then hits
+        assert sources.count("fill") == 2
+    finally:
+        await cache.close()
+        await direct.aclose()
+        await proxy.stop()

@@ -6,6 +6,7 @@ Uses a private redis-server on a free port (redis_server.py), never the shared o
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -214,3 +215,43 @@ async def test_one_lost_invalidation_bypasses_the_cache_until_resynced(
         await cache.close()
         await direct.aclose()
         await proxy.stop()
+
+
+async def test_after_the_cooldown_only_one_request_waits_on_a_black_holed_redis(
+    server: RedisServer,
+) -> None:
+    clock = ManualClock()
+    breaker = CircuitBreaker(failure_threshold=2, window_seconds=60, cooldown_seconds=30)
+    breaker.clock = clock
+    cache = VersionedCache(
+        Redis.from_url(server.url), CacheKeys("faults", "0001.test"), breaker, timeout_seconds=0.1
+    )
+    ref = ObjectRef(uuid.uuid4(), "task", uuid.uuid4())
+
+    async def load(_for_cache: bool) -> ProjectOut:
+        return ProjectOut.model_validate(
+            {
+                "id": ref.id,
+                "name": "from the database",
+                "description": None,
+                "created_at": "2024-02-29T00:00:00Z",
+                "updated_at": "2024-02-29T00:00:00Z",
+            }
+        )
+
+    try:
+        server.pause()
+        for _ in range(2):
+            await cache.get_or_load(ref, ProjectOut, load)
+        assert breaker.state is BreakerState.open
+        clock.now += 30
+        calls = redis_calls()
+        answers = await asyncio.gather(
+            *(cache.get_or_load(ref, ProjectOut, load) for _ in range(20))
+        )
+        assert {a.name for a in answers if a is not None} == {"from the database"}
+        assert redis_calls() == calls + 1  # the single trial; the other 19 never waited
+        assert breaker.state is BreakerState.open  # the trial timed out: open again
+    finally:
+        server.resume()
+        await cache.close()

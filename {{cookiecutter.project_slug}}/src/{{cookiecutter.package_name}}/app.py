@@ -11,6 +11,8 @@ from fastapi.routing import APIRoute, iter_route_contexts
 from redis.asyncio import Redis
 
 from {{ cookiecutter.package_name }} import __version__
+from {{ cookiecutter.package_name }}.cache import build_cache
+from {{ cookiecutter.package_name }}.cache.schema_version import schema_version
 from {{ cookiecutter.package_name }}.db.engines import Database
 from {{ cookiecutter.package_name }}.db.read_your_writes import ConsistencyTokens
 from {{ cookiecutter.package_name }}.db.unit_of_work import UnitOfWorkMiddleware
@@ -21,7 +23,10 @@ from {{ cookiecutter.package_name }}.observability.logging import configure_logg
 from {{ cookiecutter.package_name }}.pagination import CursorCodec
 from {{ cookiecutter.package_name }}.resources.orgs.router import router as orgs_router
 from {{ cookiecutter.package_name }}.resources.projects.router import router as projects_router
+from {{ cookiecutter.package_name }}.resources.projects.schemas import ProjectOut
+from {{ cookiecutter.package_name }}.resources.stats.router import router as stats_router
 from {{ cookiecutter.package_name }}.resources.tasks.router import router as tasks_router
+from {{ cookiecutter.package_name }}.resources.tasks.schemas import TaskOut
 from {{ cookiecutter.package_name }}.resources.users.router import router as users_router
 from {{ cookiecutter.package_name }}.security.membership_cache import MembershipCache
 from {{ cookiecutter.package_name }}.security.passwords import Passwords
@@ -73,6 +78,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         throttle = LoginThrottle(
             settings.login_limit_per_account, settings.login_limit_per_address, settings.redis_url
         )
+        # Cache keys carry the schema version, computed once here (alembic head + shapes).
+        cache = build_cache(settings, schema_version([ProjectOut, TaskOut]))
         try:
             yield {
                 "settings": settings,
@@ -85,8 +92,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "consistency": ConsistencyTokens(secret, settings.read_your_writes_seconds),
                 "login_throttle": throttle,
                 "memberships": MembershipCache(settings.membership_cache_seconds),
+                "cache": cache,
             }
         finally:
+            await cache.close()
             await throttle.close()
             if redis is not None:
                 await redis.aclose()
@@ -104,6 +113,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(UnitOfWorkMiddleware)
     for router in (health_router, users_router, orgs_router, projects_router, tasks_router):
         app.include_router(router, responses=PROBLEM_RESPONSES)
+    app.include_router(stats_router, responses=PROBLEM_RESPONSES)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -171,6 +171,62 @@ def explain_check(
         raise typer.Exit(1)
 
 
+# --- Warm-up after a deploy (issue 4) ---
+@app.command()
+def warmup(
+    base_url: Annotated[str, typer.Option(help="The service to warm, e.g. http://127.0.0.1:8000.")],
+    token: Annotated[
+        str | None,
+        typer.Option(envvar="{{ cookiecutter.package_name|upper }}_WARMUP_TOKEN", help="A bearer token to use as is."),
+    ] = None,
+    email: Annotated[
+        str | None,
+        typer.Option(envvar="{{ cookiecutter.package_name|upper }}_WARMUP_EMAIL", help="Log in as this user..."),
+    ] = None,
+    password: Annotated[
+        str | None,
+        typer.Option(envvar="{{ cookiecutter.package_name|upper }}_WARMUP_PASSWORD", help="...with this password."),
+    ] = None,
+    path: Annotated[
+        list[str] | None,
+        typer.Option(
+            envvar="{{ cookiecutter.package_name|upper }}_WARMUP_PATHS",
+            help="A read path template to warm (repeat); default: the critical read paths.",
+        ),
+    ] = None,
+    max_requests: Annotated[int, typer.Option(min=1, help="Cap on requests sent.")] = 500,
+    concurrency: Annotated[int, typer.Option(min=1, help="Requests in flight at once.")] = 8,
+    timeout: Annotated[float, typer.Option(min=0.1, help="Per-request timeout (s).")] = 5.0,
+) -> None:
+    """Send a bounded burst of GETs to the critical read paths; exit 1 if unhealthy."""
+    import asyncio
+
+    import httpx
+
+    from {{ cookiecutter.package_name }}.warmup import DEFAULT_PATHS, WarmupError, render, warm
+
+    async def run() -> int:
+        async with httpx.AsyncClient(base_url=base_url, timeout=timeout) as client:
+            try:
+                report = await warm(
+                    client,
+                    token=token,
+                    email=email,
+                    password=password,
+                    paths=path or DEFAULT_PATHS,
+                    max_requests=max_requests,
+                    concurrency=concurrency,
+                )
+            except (WarmupError, httpx.HTTPError) as exc:
+                typer.echo(f"warm-up failed: {exc}", err=True)
+                return 1
+        for line in render(report):
+            typer.echo(line)
+        return 0 if report.healthy else 1
+
+    raise typer.Exit(asyncio.run(run()))
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

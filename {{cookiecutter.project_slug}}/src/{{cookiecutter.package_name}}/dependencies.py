@@ -11,6 +11,8 @@ from typing import Annotated
 from fastapi import Depends, Query, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from {{ cookiecutter.package_name }}.cache.store import VersionedCache
+from {{ cookiecutter.package_name }}.db.engines import Database
 from {{ cookiecutter.package_name }}.db.session import get_session
 from {{ cookiecutter.package_name }}.db.unit_of_work import UnitOfWork
 from {{ cookiecutter.package_name }}.errors import ProblemError
@@ -97,3 +99,18 @@ CursorsDep = Annotated[CursorCodec, Depends(_cursors)]
 PolicyDep = Annotated[Policy, Depends(_policy)]
 PageQuery = Annotated[PageParams, Depends(_page_params)]
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+
+
+# --- Cache and database handles (issue 4) ---
+def _cache(request: Request) -> VersionedCache:
+    cache: VersionedCache = request.state.cache
+    return cache
+
+
+def _database(request: Request) -> Database:
+    db: Database = request.state.db
+    return db
+
+
+CacheDep = Annotated[VersionedCache, Depends(_cache)]
+DatabaseDep = Annotated[Database, Depends(_database)]

@@ -101,6 +101,21 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool | None = None  # None: JSON everywhere except dev
 
+    # --- Cache (Redis, see cache/): read-through for single objects behind a circuit breaker ---
+    cache_enabled: bool = True  # only effective with REDIS_URL set
+    cache_namespace: str = "{{ cookiecutter.project_slug }}"
+    cache_project_ttl_seconds: int = Field(default=300, ge=1)
+    cache_task_ttl_seconds: int = Field(default=120, ge=1)
+    # Every cache call to Redis gives up after this long; a slow Redis only costs this much.
+    cache_timeout_seconds: float = Field(default=0.05, gt=0, le=5)
+    # The breaker opens after this many failed Redis calls within the window...
+    cache_breaker_failures: int = Field(default=5, ge=1)
+    cache_breaker_window_seconds: float = Field(default=10.0, gt=0)
+    # ...stays open this long, then lets one trial call decide whether to close.
+    cache_breaker_cooldown_seconds: float = Field(default=5.0, gt=0)
+    # Organization stats: counts up to this many rows are exact; above, planner estimates.
+    stats_exact_count_limit: int = Field(default=1000, ge=0)
+
     @field_validator("database_url", "database_replica_url")
     @classmethod
     def _async_driver(cls, value: str | None) -> str | None:

@@ -85,6 +85,10 @@ def unbake(out: Path, lock: bool) -> None:
                 if dest.read_bytes() != data:
                     print(f"NOT synced (uses {_unmapped_placeholders(dest)}; edit the template): {rel}")
                 continue
+            if dest.exists() and dest.stat().st_mtime > f.stat().st_mtime and dest.read_bytes() != data:
+                # Edited in the template after the bake: syncing would throw that edit away.
+                print(f"NOT synced (the template's copy is newer; re-bake): {rel}")
+                continue
             if not dest.exists() or dest.read_bytes() != data:
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 dest.write_bytes(data)

@@ -19,6 +19,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
+from redis.asyncio import Redis
 from sqlalchemy import func, select
 
 from {{ cookiecutter.package_name }}.app import create_app
@@ -27,11 +28,12 @@ from {{ cookiecutter.package_name }}.observability.tracing import (
     extracted_context,
     inject_trace_context,
     instrument_httpx,
+    instrument_redis,
     setup_tracing,
 )
 from {{ cookiecutter.package_name }}.resources.users.model import User
 
-from ..conftest import make_settings, running
+from ..conftest import REDIS_URL, make_settings, running
 
 
 class _Receiver(BaseHTTPRequestHandler):
@@ -209,6 +211,8 @@ def test_a_carrier_outside_any_trace_is_empty_and_extracts_to_a_new_trace() -> N
         assert not trace.get_current_span().get_span_context().is_valid
     with extracted_context(None):
         assert not trace.get_current_span().get_span_context().is_valid
+    with extracted_context({"traceparent": "00-not-a-trace-01", "tracestate": "=="}):
+        assert not trace.get_current_span().get_span_context().is_valid
 
 
 def test_no_exporter_and_no_endpoint_exports_nothing_but_still_has_trace_ids() -> None:
@@ -251,3 +255,29 @@ def test_resource_attributes_and_otlp_exporter_when_an_endpoint_is_set() -> None
         assert exporter._endpoint == "http://127.0.0.1:9/v1/traces"
     finally:
         provider.shutdown()
+
+
+@pytest.mark.redis
+async def test_probes_leave_no_spans_and_redis_commands_are_children(database_url: str) -> None:
+    if REDIS_URL is None:
+        pytest.skip("TEST_REDIS_URL not set")
+    exporter = InMemorySpanExporter()
+    app = create_app(make_settings(database_url, redis_url=REDIS_URL), span_exporter=exporter)
+    async with running(app) as client:
+        assert (await client.get("/health/ready")).status_code == 200
+        assert (await client.get("/metrics")).status_code == 200
+    assert exporter.get_finished_spans() == (), "probes and scrapes are not traced"
+
+    exporter = InMemorySpanExporter()  # the app's shutdown stopped the first one
+    provider = setup_tracing(make_settings(database_url), service_name="t", exporter=exporter)
+    redis = Redis.from_url(REDIS_URL)
+    instrument_redis(redis, provider)
+    try:
+        with provider.get_tracer("t").start_as_current_span("parent") as parent:
+            assert await redis.ping()
+    finally:
+        await redis.aclose()
+        provider.shutdown()
+    (ping,) = [s for s in exporter.get_finished_spans() if s.name != "parent"]
+    assert ping.name == "PING"
+    assert parent_id(ping) == parent.get_span_context().span_id

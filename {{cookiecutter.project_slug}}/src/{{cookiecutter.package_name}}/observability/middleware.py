@@ -15,9 +15,11 @@ import uuid
 
 import structlog
 from opentelemetry import trace
+from opentelemetry.instrumentation.utils import suppress_instrumentation
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from {{ cookiecutter.package_name }}.observability.metrics import HTTP_REQUEST_DURATION, HTTP_REQUESTS
+from {{ cookiecutter.package_name }}.observability.tracing import UNTRACED_PATHS
 
 REQUEST_ID_HEADER = "x-request-id"
 TRACE_ID_HEADER = "x-trace-id"
@@ -82,7 +84,12 @@ class RequestTelemetryMiddleware:
         started = time.perf_counter()
         tokens = structlog.contextvars.bind_contextvars(request_id=request_id)
         try:
-            await self.app(scope, receive, send_with_ids)
+            if scope["path"] in UNTRACED_PATHS:
+                # No server span here, so a probe's SQL and Redis calls would each start a trace.
+                with suppress_instrumentation():
+                    await self.app(scope, receive, send_with_ids)
+            else:
+                await self.app(scope, receive, send_with_ids)
         finally:
             # Dependencies bind org_id/user_id in this same context; leave nothing behind.
             structlog.contextvars.unbind_contextvars("org_id", "user_id")

@@ -38,8 +38,9 @@ from {{ cookiecutter.package_name }} import __version__
 from {{ cookiecutter.package_name }}.settings import Settings
 
 INSTRUMENTATION_NAME = "{{ cookiecutter.package_name }}"
-# Paths whose requests are not traced: scrapes and probes would drown the real traffic.
-UNTRACED_PATHS = "/metrics,/health/live,/health/ready"
+# Paths whose requests are not traced (nor their database or Redis calls): scrapes and probes
+# would drown the real traffic.
+UNTRACED_PATHS = frozenset({"/metrics", "/health/live", "/health/ready"})
 
 
 def setup_tracing(
@@ -115,7 +116,7 @@ def instrument_app(app: FastAPI, provider: TracerProvider) -> None:
         app,
         tracer_provider=provider,
         meter_provider=NoOpMeterProvider(),  # Prometheus metrics come from our middleware
-        excluded_urls=UNTRACED_PATHS,
+        excluded_urls=",".join(sorted(UNTRACED_PATHS)),
         exclude_spans=["receive", "send"],  # one span per request, not one per ASGI message
     )
     # Starlette built the middleware stack when the lifespan started; build it again so that

@@ -24,6 +24,7 @@ from asgi_lifespan import LifespanManager
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
+from sqlalchemy import func, select
 
 from {{ cookiecutter.package_name }}.app import create_app
 from {{ cookiecutter.package_name }}.cli import PROJECT_ROOT
@@ -34,6 +35,7 @@ from {{ cookiecutter.package_name }}.observability.tracing import (
     instrument_httpx,
     setup_tracing,
 )
+from {{ cookiecutter.package_name }}.resources.projects.model import Project
 from {{ cookiecutter.package_name }}.settings import Settings
 
 PASSWORD = "a demo password that is long enough"  # noqa: S105 - a throw-away dev database
@@ -89,6 +91,7 @@ async def demo(url: str) -> None:
     @app.post("/demo/notify", status_code=202)
     async def notify(uow: UnitOfWorkDep) -> None:
         """A write whose after-commit hook enqueues a job, as the outbox relay will."""
+        await uow.session.execute(select(func.count()).select_from(Project))
 
         async def enqueue() -> None:
             await jobs.put(inject_trace_context())

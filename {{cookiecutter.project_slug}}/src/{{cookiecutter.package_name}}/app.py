@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 from fastapi.routing import APIRoute, iter_route_contexts
@@ -19,7 +19,10 @@ from {{ cookiecutter.package_name }}.db.unit_of_work import UnitOfWorkMiddleware
 from {{ cookiecutter.package_name }}.errors import PROBLEM_RESPONSES, install_error_handlers, problem_openapi
 from {{ cookiecutter.package_name }}.health import router as health_router
 from {{ cookiecutter.package_name }}.idempotency import IdempotencyMiddleware
+from {{ cookiecutter.package_name }}.observability.exposition import metrics_endpoint
 from {{ cookiecutter.package_name }}.observability.logging import configure_logging
+from {{ cookiecutter.package_name }}.observability.middleware import RequestTelemetryMiddleware
+from {{ cookiecutter.package_name }}.observability.telemetry import start_telemetry
 from {{ cookiecutter.package_name }}.pagination import CursorCodec
 from {{ cookiecutter.package_name }}.resources.orgs.router import router as orgs_router
 from {{ cookiecutter.package_name }}.resources.projects.router import router as projects_router
@@ -35,6 +38,9 @@ from {{ cookiecutter.package_name }}.security.rbac import load_policy
 from {{ cookiecutter.package_name }}.security.tenancy import RBAC_ACTION_ATTR
 from {{ cookiecutter.package_name }}.security.tokens import Tokens
 from {{ cookiecutter.package_name }}.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace.export import SpanExporter
 
 
 def api_routes(app: FastAPI) -> dict[str, Any]:
@@ -61,8 +67,12 @@ def declared_actions(app: FastAPI) -> dict[str, str]:
     return found
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the ASGI application; nothing is opened until the lifespan starts."""
+def create_app(
+    settings: Settings | None = None, *, span_exporter: SpanExporter | None = None
+) -> FastAPI:
+    """Build the ASGI application; nothing is opened until the lifespan starts.
+
+    `span_exporter` (tests, scripts) receives every finished span, besides OTLP."""
     settings = settings or get_settings()
     configure_logging(settings.log_level, json=settings.json_logs)
 
@@ -80,6 +90,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         # Cache keys carry the schema version, computed once here (alembic head + shapes).
         cache = build_cache(settings, schema_version([ProjectOut, TaskOut]))
+        telemetry = start_telemetry(app, settings, db, redis, span_exporter=span_exporter)
         try:
             yield {
                 "settings": settings,
@@ -93,8 +104,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "login_throttle": throttle,
                 "memberships": MembershipCache(settings.membership_cache_seconds),
                 "cache": cache,
+                **telemetry.state,
             }
         finally:
+            telemetry.shutdown()
             await cache.close()
             await throttle.close()
             if redis is not None:
@@ -111,6 +124,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Added last = runs first: the unit of work wraps idempotency, which wraps the routes.
     app.add_middleware(IdempotencyMiddleware)
     app.add_middleware(UnitOfWorkMiddleware)
+    # Outermost of ours: its timing and status class include the unit of work's commit.
+    app.add_middleware(RequestTelemetryMiddleware)
+    if not settings.metrics_port:
+        app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
     for router in (health_router, users_router, orgs_router, projects_router, tasks_router):
         app.include_router(router, responses=PROBLEM_RESPONSES)
     app.include_router(stats_router, responses=PROBLEM_RESPONSES)

@@ -227,6 +227,66 @@ def warmup(
     raise typer.Exit(asyncio.run(run()))
 
 
+# --- Observability: SLO rules and domain dashboards rendered from slo.yaml ---
+SLO_FILE = PROJECT_ROOT / "slo.yaml"
+RULES_FILE = PROJECT_ROOT / "deploy" / "prometheus" / "rules.yaml"
+DASHBOARDS_DIR = PROJECT_ROOT / "deploy" / "grafana" / "dashboards"
+
+
+@app.command("slo-rules")
+def slo_rules(
+    slo: Annotated[Path, typer.Option(help="The SLO declarations.")] = SLO_FILE,
+    output: Annotated[
+        str,
+        typer.Option(help="Rule file to write ('-' prints it); its promtool test goes beside it."),
+    ] = str(RULES_FILE),
+) -> None:
+    """Render Prometheus recording + burn-rate alerting rules (and their promtool test)."""
+    from {{ cookiecutter.package_name }}.observability.slo import (
+        SLOError,
+        dump_yaml,
+        load_slos,
+        render_rule_tests,
+        render_rules,
+    )
+
+    try:
+        spec = load_slos(slo)
+    except SLOError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
+    rules = dump_yaml(render_rules(spec))
+    if output == "-":
+        typer.echo(rules, nl=False)
+        return
+    target = Path(output)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(rules, encoding="utf-8")
+    tests = target.with_name(target.stem + ".test.yaml")
+    tests.write_text(dump_yaml(render_rule_tests(spec, target.name)), encoding="utf-8")
+    typer.echo(f"wrote {target} and {tests}")
+
+
+@app.command()
+def dashboards(
+    slo: Annotated[Path, typer.Option(help="The SLO declarations (domains).")] = SLO_FILE,
+    output: Annotated[Path, typer.Option(help="Directory for the JSON files.")] = DASHBOARDS_DIR,
+) -> None:
+    """Render one Grafana dashboard per domain of slo.yaml."""
+    from {{ cookiecutter.package_name }}.observability.dashboards import render_dashboards
+    from {{ cookiecutter.package_name }}.observability.slo import SLOError, load_slos
+
+    try:
+        spec = load_slos(slo)
+    except SLOError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
+    output.mkdir(parents=True, exist_ok=True)
+    for name, text in render_dashboards(spec).items():
+        (output / name).write_text(text, encoding="utf-8")
+        typer.echo(f"wrote {output / name}")
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

@@ -13,6 +13,7 @@ import orjson
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from opentelemetry import trace
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -119,6 +120,12 @@ def problem_response(
     if instance:
         body["instance"] = instance
     body.update(extensions)
+    # The trace id lets a user's report of this error be found among the traces and logs.
+    span_context = trace.get_current_span().get_span_context()
+    if span_context.is_valid:
+        trace_id = format(span_context.trace_id, "032x")
+        body.setdefault("trace_id", trace_id)
+        headers = {**(headers or {}), "X-Trace-Id": trace_id}
     return Response(
         orjson.dumps(body), status_code=status, headers=headers, media_type=PROBLEM_MEDIA_TYPE
     )

@@ -115,6 +115,19 @@ class Settings(BaseSettings):
     cache_breaker_cooldown_seconds: float = Field(default=5.0, gt=0)
     # Organization stats: counts up to this many rows are exact; above, planner estimates.
     stats_exact_count_limit: int = Field(default=1000, ge=0)
+    # --- Observability: tracing, metrics exposition ---
+    # Tracing is on by default: trace ids reach logs and responses even when nothing exports.
+    tracing_enabled: bool = True
+    # OTLP/HTTP collector base URL (e.g. http://otel-collector:4318); unset: spans not exported.
+    otlp_endpoint: str | None = Field(
+        default=None, validation_alias=_env("OTEL_EXPORTER_OTLP_ENDPOINT")
+    )
+    trace_sample_ratio: float = Field(default=1.0, ge=0.0, le=1.0)
+    # /metrics: bearer token; None means open in dev/test and refused in production.
+    metrics_token: SecretStr | None = None
+    # Serve metrics on their own port instead of the app's /metrics (0 or unset: same app).
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    metrics_host: str = "0.0.0.0"  # noqa: S104 - a scrape target listens on the pod's address
 
     @field_validator("database_url", "database_replica_url")
     @classmethod

@@ -14,6 +14,7 @@ from typing import Any
 import structlog
 from fastapi import Depends, Request
 from fastapi.params import Depends as DependsParam
+from opentelemetry import trace
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -90,6 +91,11 @@ def authorize(action: str) -> Any:
         session: AsyncSession = Depends(get_session),
     ) -> OrgAccess:
         policy: Policy = request.state.policy
+        # Every later log line and the request's span say whose request this is.
+        structlog.contextvars.bind_contextvars(org_id=str(org_id), user_id=str(principal.user_id))
+        span = trace.get_current_span()
+        span.set_attribute("app.org_id", str(org_id))
+        span.set_attribute("enduser.id", str(principal.user_id))
         cache: MembershipCache = request.state.memberships
         # Reads trust a role cached for a few seconds; writes always ask the primary.
         cacheable = request.method in SAFE_METHODS

@@ -94,6 +94,11 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         "argon2_memory_kib": 64,
         "log_json": True,
         "log_level": "WARNING",
+        # Background jobs: retries in milliseconds; the outbox poller effectively off, so a
+        # test's rows are relayed by that test's own nudge or runtime, never by another app.
+        "job_retry_base_seconds": 0.01,
+        "job_retry_max_seconds": 0.05,
+        "outbox_relay_interval_seconds": 3600.0,
         **overrides,
     }
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

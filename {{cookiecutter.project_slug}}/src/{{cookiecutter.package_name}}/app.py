@@ -16,6 +16,8 @@ from {{ cookiecutter.package_name }}.db.unit_of_work import UnitOfWorkMiddleware
 from {{ cookiecutter.package_name }}.errors import install_error_handlers
 from {{ cookiecutter.package_name }}.health import router as health_router
 from {{ cookiecutter.package_name }}.idempotency import IdempotencyMiddleware
+from {{ cookiecutter.package_name }}.jobs.routers import routers as jobs_routers
+from {{ cookiecutter.package_name }}.jobs.runtime import JobsRuntime
 from {{ cookiecutter.package_name }}.observability.logging import configure_logging
 from {{ cookiecutter.package_name }}.pagination import CursorCodec
 from {{ cookiecutter.package_name }}.resources.orgs.router import router as orgs_router
@@ -61,6 +63,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         secret = settings.secret_key.get_secret_value()
         db = Database(settings)
         redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
+        # Background jobs: arq through Redis, or in-process tasks without it (jobs/runtime.py).
+        jobs = JobsRuntime(settings, db)
+        jobs.start()
         try:
             yield {
                 "settings": settings,
@@ -71,8 +76,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "passwords": Passwords(settings),
                 "cursors": CursorCodec(secret),
                 "consistency": ConsistencyTokens(secret, settings.read_your_writes_seconds),
+                "jobs": jobs,
             }
         finally:
+            await jobs.close()
             if redis is not None:
                 await redis.aclose()
             await db.dispose()
@@ -88,5 +95,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(IdempotencyMiddleware)
     app.add_middleware(UnitOfWorkMiddleware)
     for router in (health_router, users_router, orgs_router, projects_router, tasks_router):
+        app.include_router(router)
+    for router in jobs_routers:  # webhooks, exports/imports, AI summaries, dead letters
         app.include_router(router)
     return app

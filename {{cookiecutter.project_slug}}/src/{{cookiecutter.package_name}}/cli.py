@@ -67,6 +67,65 @@ def downgrade(
     typer.echo(f"database at revision {revision}")
 
 
+# --- Background jobs: the arq worker and the dead-letter queue (jobs/) ---------------------
+dlq_app = typer.Typer(help="Inspect and replay dead-lettered jobs.", no_args_is_help=True)
+app.add_typer(dlq_app, name="dlq")
+
+
+@app.command()
+def worker(
+    burst: Annotated[bool, typer.Option(help="Exit once the queue is empty.")] = False,
+) -> None:
+    """Run the arq worker: every job, plus the outbox relay (needs REDIS_URL)."""
+    import asyncio
+
+    from {{ cookiecutter.package_name }}.jobs.worker import build_worker
+    from {{ cookiecutter.package_name }}.observability.logging import configure_logging
+    from {{ cookiecutter.package_name }}.settings import get_settings
+
+    settings = get_settings()
+    configure_logging(settings.log_level, json=settings.json_logs)
+    if settings.redis_url is None:
+        typer.echo("REDIS_URL is not set: without it jobs run inside the API process.", err=True)
+        raise typer.Exit(2)
+    asyncio.run(build_worker(settings, burst=burst).async_run())
+
+
+@dlq_app.command("list")
+def dlq_list(
+    include_replayed: Annotated[bool, typer.Option("--all", help="Include replayed.")] = False,
+    limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 50,
+) -> None:
+    """List dead letters: id, job, attempts, when, last error."""
+    import asyncio
+
+    from {{ cookiecutter.package_name }}.jobs.admin import list_dead_letters
+
+    for line in asyncio.run(list_dead_letters(include_replayed=include_replayed, limit=limit)):
+        typer.echo(line)
+
+
+@dlq_app.command("replay")
+def dlq_replay(
+    letter_id: Annotated[str | None, typer.Argument(help="The dead letter's id.")] = None,
+    replay_all: Annotated[bool, typer.Option("--all", help="Replay every pending one.")] = False,
+) -> None:
+    """Queue a dead letter (or all of them) again through the outbox."""
+    import asyncio
+
+    from {{ cookiecutter.package_name }}.jobs.admin import replay_dead_letters
+
+    if (letter_id is None) == (not replay_all):
+        typer.echo("Give a dead letter ID or --all (not both).", err=True)
+        raise typer.Exit(2)
+    try:
+        count = asyncio.run(replay_dead_letters(letter_id))
+    except LookupError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"replayed {count} dead letter(s)")
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

@@ -1,0 +1,62 @@
+"""Background jobs: the transactional outbox and the dead-letter table.
+
+Revision ID: 0002
+Revises: 0001
+Create Date: 2026-12-03 19:10:17.331397+00:00
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0002"
+down_revision: str | Sequence[str] | None = "0001"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    """Apply this revision."""
+    op.create_table(
+        "dead_letters",
+        sa.Column("job_name", sa.String(length=200), nullable=False),
+        sa.Column("args", sa.JSON(), nullable=False),
+        sa.Column("org_id", sa.Uuid(), nullable=True),
+        sa.Column("trace_context", sa.JSON(), nullable=True),
+        sa.Column("last_error", sa.Text(), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("outbox_id", sa.Uuid(), nullable=True),
+        sa.Column("replayed_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("replay_outbox_id", sa.Uuid(), nullable=True),
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_dead_letters")),
+    )
+    op.create_index(
+        "ix_dead_letters_org_created", "dead_letters", ["org_id", "created_at"], unique=False
+    )
+    op.create_table(
+        "outbox",
+        sa.Column("job_name", sa.String(length=200), nullable=False),
+        sa.Column("args", sa.JSON(), nullable=False),
+        sa.Column("org_id", sa.Uuid(), nullable=True),
+        sa.Column("trace_context", sa.JSON(), nullable=True),
+        sa.Column("status", sa.String(length=20), nullable=False),
+        sa.Column("dispatch_count", sa.Integer(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("dispatched_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("completed_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_outbox")),
+    )
+    op.create_index("ix_outbox_status_created", "outbox", ["status", "created_at"], unique=False)
+
+
+def downgrade() -> None:
+    """Revert this revision."""
+    op.drop_index("ix_outbox_status_created", table_name="outbox")
+    op.drop_table("outbox")
+    op.drop_index("ix_dead_letters_org_created", table_name="dead_letters")
+    op.drop_table("dead_letters")

@@ -1,0 +1,13 @@
+"""Imports every module that registers jobs, so a worker or runner knows all of them."""
+
+from __future__ import annotations
+
+import importlib
+
+JOB_MODULES: tuple[str, ...] = ()
+
+
+def load_jobs() -> None:
+    """Register every job of the service (idempotent: modules import once)."""
+    for module in JOB_MODULES:
+        importlib.import_module(module)

@@ -1,0 +1,8 @@
+"""The tables of the jobs package, gathered so that models.py (alembic, tests) sees them all."""
+
+from __future__ import annotations
+
+from {{ cookiecutter.package_name }}.jobs.dead_letters import DeadLetter
+from {{ cookiecutter.package_name }}.jobs.outbox import OutboxMessage
+
+JOB_MODELS = (DeadLetter, OutboxMessage)

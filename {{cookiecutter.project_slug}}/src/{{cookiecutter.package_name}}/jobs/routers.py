@@ -1,0 +1,9 @@
+"""Every HTTP router of the jobs package, for create_app() to include."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from {{ cookiecutter.package_name }}.jobs.dlq_router import router as dlq_router
+
+routers: list[APIRouter] = [dlq_router]

@@ -151,3 +151,14 @@ def _empty_tables(request: pytest.FixtureRequest) -> Iterator[None]:
     )
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(f"TRUNCATE {tables} CASCADE")  # type: ignore[arg-type]
+
+
+# --- Background jobs: in-process jobs a test started finish before its tables are emptied ---
+@pytest.fixture(autouse=True)
+async def _settle_background_jobs(_empty_tables: None) -> AsyncIterator[None]:
+    """Runs its teardown before `_empty_tables`: a job holding a row lock would otherwise
+    block the synchronous TRUNCATE, which blocks the event loop the job needs to finish."""
+    yield
+    from {{ cookiecutter.package_name }}.jobs.runtime import JobsRuntime
+
+    await JobsRuntime.settle_all()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 
-JOB_MODULES: tuple[str, ...] = ()
+JOB_MODULES: tuple[str, ...] = ("{{ cookiecutter.package_name }}.jobs.webhooks.jobs",)
 
 
 def load_jobs() -> None:

@@ -4,5 +4,6 @@ from __future__ import annotations
 
 from {{ cookiecutter.package_name }}.jobs.dead_letters import DeadLetter
 from {{ cookiecutter.package_name }}.jobs.outbox import OutboxMessage
+from {{ cookiecutter.package_name }}.jobs.webhooks.model import WebhookEndpoint
 
-JOB_MODELS = (DeadLetter, OutboxMessage)
+JOB_MODELS = (DeadLetter, OutboxMessage, WebhookEndpoint)

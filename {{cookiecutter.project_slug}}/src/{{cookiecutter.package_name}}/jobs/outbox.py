@@ -219,11 +219,21 @@ class Outbox:
         self._nudging = False
 
     def add(
-        self, job_name: str, args: JobArgs, *, org_id: uuid.UUID | None = None
+        self,
+        job_name: str,
+        args: JobArgs,
+        *,
+        org_id: uuid.UUID | None = None,
+        message_id: uuid.UUID | None = None,
     ) -> OutboxMessage:
         """Record a job in this request's transaction; it runs once the request commits."""
         row = enqueue(
-            self.uow.session, job_name, args, org_id=org_id, trace_context=self.trace_context
+            self.uow.session,
+            job_name,
+            args,
+            org_id=org_id,
+            trace_context=self.trace_context,
+            message_id=message_id,
         )
         self.nudge_after_commit()
         return row

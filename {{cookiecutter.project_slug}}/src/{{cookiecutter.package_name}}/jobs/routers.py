@@ -5,5 +5,6 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from {{ cookiecutter.package_name }}.jobs.dlq_router import router as dlq_router
+from {{ cookiecutter.package_name }}.jobs.webhooks.router import router as webhooks_router
 
-routers: list[APIRouter] = [dlq_router]
+routers: list[APIRouter] = [webhooks_router, dlq_router]

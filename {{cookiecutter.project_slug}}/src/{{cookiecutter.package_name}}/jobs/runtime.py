@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import weakref
+from typing import ClassVar
 
 import httpx
 import structlog
@@ -36,6 +38,9 @@ def http_client(settings: Settings) -> httpx.AsyncClient:
 class JobsRuntime:
     """Everything jobs need in this process; `start()` and `close()` from a lifespan."""
 
+    # Live runtimes of this process, so tests can let in-process jobs settle between tests.
+    _live: ClassVar[weakref.WeakSet[JobsRuntime]] = weakref.WeakSet()
+
     def __init__(self, settings: Settings, db: Database, *, redis_url: str | None = None) -> None:
         load_jobs()
         self.settings = settings
@@ -54,6 +59,16 @@ class JobsRuntime:
         if self.runner is not None:
             self.runner.env = self.env
         self._poller: asyncio.Task[None] | None = None
+        JobsRuntime._live.add(self)
+
+    @classmethod
+    async def settle_all(cls, limit_seconds: float = 30.0) -> None:
+        """Drain every live in-process runtime (each bounded by `limit_seconds`); for tests."""
+        for runtime in list(cls._live):
+            if runtime.in_process:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(limit_seconds):
+                        await runtime.drain()
 
     @property
     def in_process(self) -> bool:

@@ -7,8 +7,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Response, status
 
-from {{ cookiecutter.package_name }}.dependencies import CursorsDep, PageQuery, SessionDep
+from {{ cookiecutter.package_name }}.dependencies import CursorsDep, OutboxDep, PageQuery, SessionDep
 from {{ cookiecutter.package_name }}.errors import NotFoundError
+from {{ cookiecutter.package_name }}.jobs.webhooks.events import emit
 from {{ cookiecutter.package_name }}.pagination import Page
 from {{ cookiecutter.package_name }}.resources.projects.repository import ProjectRepository
 from {{ cookiecutter.package_name }}.resources.projects.schemas import (
@@ -26,10 +27,13 @@ async def create_project(
     body: ProjectCreate,
     access: Annotated[OrgAccess, authorize("projects:create")],
     session: SessionDep,
+    outbox: OutboxDep,
 ) -> ProjectOut:
     """Create a project."""
     project = await ProjectRepository(session, access.org_id).add(**body.model_dump())
-    return ProjectOut.model_validate(project)
+    created = ProjectOut.model_validate(project)
+    await emit(outbox, "project.created", access.org_id, created)
+    return created
 
 
 @router.get("")
@@ -68,6 +72,7 @@ async def update_project(
     body: ProjectUpdate,
     access: Annotated[OrgAccess, authorize("projects:update")],
     session: SessionDep,
+    outbox: OutboxDep,
 ) -> ProjectOut:
     """Change the fields sent."""
     repo = ProjectRepository(session, access.org_id)
@@ -75,7 +80,9 @@ async def update_project(
     if project is None:
         raise NotFoundError("Project")
     project = await repo.update(project, body.model_dump(exclude_unset=True))
-    return ProjectOut.model_validate(project)
+    updated = ProjectOut.model_validate(project)
+    await emit(outbox, "project.updated", access.org_id, updated)
+    return updated
 
 
 @router.delete("/{project_id}", status_code=status.HTTP_204_NO_CONTENT)
@@ -83,6 +90,7 @@ async def delete_project(
     project_id: uuid.UUID,
     access: Annotated[OrgAccess, authorize("projects:delete")],
     session: SessionDep,
+    outbox: OutboxDep,
 ) -> Response:
     """Delete the project and its tasks."""
     repo = ProjectRepository(session, access.org_id)
@@ -90,4 +98,5 @@ async def delete_project(
     if project is None:
         raise NotFoundError("Project")
     await repo.delete(project)
+    await emit(outbox, "project.deleted", access.org_id, {"id": str(project.id)})
     return Response(status_code=status.HTTP_204_NO_CONTENT)

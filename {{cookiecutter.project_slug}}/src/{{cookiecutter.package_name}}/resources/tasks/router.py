@@ -9,8 +9,9 @@ from fastapi import APIRouter, Path, Query, Response, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from {{ cookiecutter.package_name }}.db.upsert import Outcome
-from {{ cookiecutter.package_name }}.dependencies import CursorsDep, PageQuery, PolicyDep, SessionDep
+from {{ cookiecutter.package_name }}.dependencies import CursorsDep, OutboxDep, PageQuery, PolicyDep, SessionDep
 from {{ cookiecutter.package_name }}.errors import NotFoundError, ProblemError
+from {{ cookiecutter.package_name }}.jobs.webhooks.events import emit
 from {{ cookiecutter.package_name }}.pagination import Page
 from {{ cookiecutter.package_name }}.resources.projects.repository import ProjectRepository
 from {{ cookiecutter.package_name }}.resources.tasks.model import Task, TaskStatus
@@ -58,6 +59,7 @@ async def create_task(
     body: TaskCreate,
     access: Annotated[OrgAccess, authorize("tasks:create")],
     session: SessionDep,
+    outbox: OutboxDep,
 ) -> TaskOut:
     """Create a task in one of the organization's projects."""
     values = body.model_dump()
@@ -69,7 +71,9 @@ async def create_task(
             "A task with this external_key exists; PUT /tasks/by-key/{key} updates it.",
             type_="conflict",
         )
-    return TaskOut.model_validate(await repo.add(**values))
+    created = TaskOut.model_validate(await repo.add(**values))
+    await emit(outbox, "task.created", access.org_id, created)
+    return created
 
 
 @router.get("")
@@ -112,6 +116,7 @@ async def update_task(
     body: TaskUpdate,
     access: Annotated[OrgAccess, authorize("tasks:update")],
     session: SessionDep,
+    outbox: OutboxDep,
 ) -> TaskOut:
     """Change the fields sent."""
     repo = TaskRepository(session, access.org_id)
@@ -121,7 +126,9 @@ async def update_task(
     _check_ownership(access, task)
     changes = body.model_dump(exclude_unset=True)
     await _check_references(session, access, changes)
-    return TaskOut.model_validate(await repo.update(task, changes))
+    updated = TaskOut.model_validate(await repo.update(task, changes))
+    await emit(outbox, "task.updated", access.org_id, updated)
+    return updated
 
 
 @router.put("/by-key/{external_key}")
@@ -132,6 +139,7 @@ async def put_task_by_key(
     access: Annotated[OrgAccess, authorize("tasks:update")],
     session: SessionDep,
     policy: PolicyDep,
+    outbox: OutboxDep,
 ) -> TaskOut:
     """Create or replace the task with this external key; re-sending changes nothing.
 
@@ -147,7 +155,10 @@ async def put_task_by_key(
     result = await repo.upsert_by_key(external_key, values)
     if result.outcome is Outcome.created:
         response.status_code = status.HTTP_201_CREATED
-    return TaskOut.model_validate(result.row)
+    written = TaskOut.model_validate(result.row)
+    if result.outcome is not Outcome.unchanged:
+        await emit(outbox, f"task.{result.outcome}", access.org_id, written)
+    return written
 
 
 @router.delete("/{task_id}", status_code=status.HTTP_204_NO_CONTENT)
@@ -155,6 +166,7 @@ async def delete_task(
     task_id: uuid.UUID,
     access: Annotated[OrgAccess, authorize("tasks:delete")],
     session: SessionDep,
+    outbox: OutboxDep,
 ) -> Response:
     """Delete the task."""
     repo = TaskRepository(session, access.org_id)
@@ -163,4 +175,10 @@ async def delete_task(
         raise NotFoundError("Task")
     _check_ownership(access, task)
     await repo.delete(task)
+    await emit(
+        outbox,
+        "task.deleted",
+        access.org_id,
+        {"id": str(task.id), "project_id": str(task.project_id)},
+    )
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,4 +1,4 @@
-"""Background jobs: the transactional outbox and the dead-letter table.
+"""Background jobs: outbox, dead letters, webhook endpoints.
 
 Revision ID: 0002
 Revises: 0001
@@ -52,10 +52,36 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_outbox")),
     )
     op.create_index("ix_outbox_status_created", "outbox", ["status", "created_at"], unique=False)
+    op.create_table(
+        "webhook_endpoints",
+        sa.Column("org_id", sa.Uuid(), nullable=False),
+        sa.Column("url", sa.String(length=2000), nullable=False),
+        sa.Column("events", sa.JSON(), nullable=False),
+        sa.Column("secret", sa.String(length=100), nullable=False),
+        sa.Column("description", sa.String(length=500), nullable=True),
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["org_id"],
+            ["organizations.id"],
+            name=op.f("fk_webhook_endpoints_org_id_organizations"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_webhook_endpoints")),
+    )
+    op.create_index(
+        "ix_webhook_endpoints_org_created",
+        "webhook_endpoints",
+        ["org_id", "created_at", "id"],
+        unique=False,
+    )
 
 
 def downgrade() -> None:
     """Revert this revision."""
+    op.drop_index("ix_webhook_endpoints_org_created", table_name="webhook_endpoints")
+    op.drop_table("webhook_endpoints")
     op.drop_index("ix_outbox_status_created", table_name="outbox")
     op.drop_table("outbox")
     op.drop_index("ix_dead_letters_org_created", table_name="dead_letters")

@@ -1,4 +1,4 @@
-"""Background jobs: outbox, dead letters, webhook endpoints.
+"""Background jobs: outbox, dead letters, webhook endpoints, export and import records.
 
 Revision ID: 0002
 Revises: 0001
@@ -76,10 +76,66 @@ def upgrade() -> None:
         ["org_id", "created_at", "id"],
         unique=False,
     )
+    op.create_table(
+        "export_jobs",
+        sa.Column("org_id", sa.Uuid(), nullable=False),
+        sa.Column("project_id", sa.Uuid(), nullable=False),
+        sa.Column("requested_by", sa.Uuid(), nullable=True),
+        sa.Column("status", sa.String(length=20), nullable=False),
+        sa.Column("row_count", sa.Integer(), nullable=True),
+        sa.Column("file_name", sa.String(length=200), nullable=True),
+        sa.Column("error", sa.Text(), nullable=True),
+        sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["org_id"],
+            ["organizations.id"],
+            name=op.f("fk_export_jobs_org_id_organizations"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_export_jobs")),
+    )
+    op.create_index(
+        "ix_export_jobs_org_created", "export_jobs", ["org_id", "created_at"], unique=False
+    )
+    op.create_table(
+        "import_jobs",
+        sa.Column("org_id", sa.Uuid(), nullable=False),
+        sa.Column("project_id", sa.Uuid(), nullable=False),
+        sa.Column("requested_by", sa.Uuid(), nullable=True),
+        sa.Column("status", sa.String(length=20), nullable=False),
+        sa.Column("file_name", sa.String(length=200), nullable=False),
+        sa.Column("created", sa.Integer(), nullable=False),
+        sa.Column("updated", sa.Integer(), nullable=False),
+        sa.Column("unchanged", sa.Integer(), nullable=False),
+        sa.Column("rejected", sa.Integer(), nullable=False),
+        sa.Column("errors", sa.JSON(), nullable=False),
+        sa.Column("error", sa.Text(), nullable=True),
+        sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["org_id"],
+            ["organizations.id"],
+            name=op.f("fk_import_jobs_org_id_organizations"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_import_jobs")),
+    )
+    op.create_index(
+        "ix_import_jobs_org_created", "import_jobs", ["org_id", "created_at"], unique=False
+    )
 
 
 def downgrade() -> None:
     """Revert this revision."""
+    op.drop_index("ix_import_jobs_org_created", table_name="import_jobs")
+    op.drop_table("import_jobs")
+    op.drop_index("ix_export_jobs_org_created", table_name="export_jobs")
+    op.drop_table("export_jobs")
     op.drop_index("ix_webhook_endpoints_org_created", table_name="webhook_endpoints")
     op.drop_table("webhook_endpoints")
     op.drop_index("ix_outbox_status_created", table_name="outbox")

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import importlib
 
-JOB_MODULES: tuple[str, ...] = ("{{ cookiecutter.package_name }}.jobs.webhooks.jobs",)
+JOB_MODULES: tuple[str, ...] = (
+    "{{ cookiecutter.package_name }}.jobs.webhooks.jobs",
+    "{{ cookiecutter.package_name }}.jobs.transfers.exports",
+    "{{ cookiecutter.package_name }}.jobs.transfers.imports",
+)
 
 
 def load_jobs() -> None:

@@ -40,6 +40,8 @@ class JobEnv:
 
 
 JobFn = Callable[[JobEnv, JobArgs], Awaitable[Any]]
+# Called once when a job is dead-lettered (e.g. to mark an export record failed).
+DeadHook = Callable[[JobEnv, JobArgs, str], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +51,7 @@ class JobSpec:
     name: str
     fn: JobFn
     max_tries: int | None = None
+    on_dead: DeadHook | None = None
 
     def tries(self, settings: Settings) -> int:
         """The maximum number of attempts before the job is dead-lettered."""
@@ -58,14 +61,16 @@ class JobSpec:
 _JOBS: dict[str, JobSpec] = {}
 
 
-def job(name: str, *, max_tries: int | None = None) -> Callable[[JobFn], JobFn]:
+def job(
+    name: str, *, max_tries: int | None = None, on_dead: DeadHook | None = None
+) -> Callable[[JobFn], JobFn]:
     """Register `fn` as the job `name` (names are stable: they are stored in the outbox)."""
 
     def register(fn: JobFn) -> JobFn:
         existing = _JOBS.get(name)
         if existing is not None and existing.fn is not fn:
             raise RuntimeError(f"job {name!r} is registered twice")
-        _JOBS[name] = JobSpec(name, fn, max_tries)
+        _JOBS[name] = JobSpec(name, fn, max_tries, on_dead)
         return fn
 
     return register

@@ -100,6 +100,12 @@ async def _dead_letter(
     JOBS.labels(name, "dead_letter").inc()
     await dead_letters.record(env.db, name, args, meta, error, attempt)
     await mark_completed(env.db, meta.get("outbox_id"), OutboxStatus.dead)
+    spec = get_job(name)
+    if spec is not None and spec.on_dead is not None:
+        try:
+            await spec.on_dead(env, args, error)
+        except Exception:
+            log.exception("job_on_dead_hook_failed")
 
 
 class InProcessRunner:

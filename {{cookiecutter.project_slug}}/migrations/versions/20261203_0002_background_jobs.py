@@ -1,4 +1,4 @@
-"""Background jobs: outbox, dead letters, webhook endpoints, export and import records.
+"""Background jobs: outbox, dead letters, webhook endpoints, export, import and AI records.
 
 Revision ID: 0002
 Revises: 0001
@@ -128,10 +128,42 @@ def upgrade() -> None:
     op.create_index(
         "ix_import_jobs_org_created", "import_jobs", ["org_id", "created_at"], unique=False
     )
+    op.create_table(
+        "ai_summaries",
+        sa.Column("org_id", sa.Uuid(), nullable=False),
+        sa.Column("project_id", sa.Uuid(), nullable=False),
+        sa.Column("requested_by", sa.Uuid(), nullable=True),
+        sa.Column("status", sa.String(length=20), nullable=False),
+        sa.Column("provider", sa.String(length=50), nullable=True),
+        sa.Column("prompt_id", sa.String(length=100), nullable=True),
+        sa.Column("prompt_sha256", sa.String(length=64), nullable=True),
+        sa.Column("model", sa.String(length=200), nullable=True),
+        sa.Column("result", sa.Text(), nullable=True),
+        sa.Column("error", sa.Text(), nullable=True),
+        sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["org_id"],
+            ["organizations.id"],
+            name=op.f("fk_ai_summaries_org_id_organizations"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_ai_summaries")),
+    )
+    op.create_index(
+        "ix_ai_summaries_project_created",
+        "ai_summaries",
+        ["project_id", "created_at"],
+        unique=False,
+    )
 
 
 def downgrade() -> None:
     """Revert this revision."""
+    op.drop_index("ix_ai_summaries_project_created", table_name="ai_summaries")
+    op.drop_table("ai_summaries")
     op.drop_index("ix_import_jobs_org_created", table_name="import_jobs")
     op.drop_table("import_jobs")
     op.drop_index("ix_export_jobs_org_created", table_name="export_jobs")

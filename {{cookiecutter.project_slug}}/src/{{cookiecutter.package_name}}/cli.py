@@ -126,6 +126,26 @@ def dlq_replay(
     typer.echo(f"replayed {count} dead letter(s)")
 
 
+@app.command("prompts-lock")
+def prompts_lock(
+    check: Annotated[bool, typer.Option(help="Only check; exit 1 if the lock is stale.")] = False,
+) -> None:
+    """Regenerate prompts/prompts.lock from the templates (a deliberate, reviewed change)."""
+    from {{ cookiecutter.package_name }}.jobs.ai.prompts import lock_problems, write_lock
+    from {{ cookiecutter.package_name }}.settings import get_settings
+
+    prompts_dir = get_settings().prompts_dir
+    problems = lock_problems(prompts_dir)
+    if check:
+        for problem in problems:
+            typer.echo(problem, err=True)
+        raise typer.Exit(1 if problems else 0)
+    hashes = write_lock(prompts_dir)
+    for problem in problems:
+        typer.echo(f"updated: {problem}")
+    typer.echo(f"locked {len(hashes)} prompt(s) in {prompts_dir / 'prompts.lock'}")
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

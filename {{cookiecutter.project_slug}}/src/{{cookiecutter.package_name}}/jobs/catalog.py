@@ -8,6 +8,7 @@ JOB_MODULES: tuple[str, ...] = (
     "{{ cookiecutter.package_name }}.jobs.webhooks.jobs",
     "{{ cookiecutter.package_name }}.jobs.transfers.exports",
     "{{ cookiecutter.package_name }}.jobs.transfers.imports",
+    "{{ cookiecutter.package_name }}.jobs.ai.summary",
 )
 
 

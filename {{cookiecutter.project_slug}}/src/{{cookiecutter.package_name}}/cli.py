@@ -78,6 +78,7 @@ def worker(
 ) -> None:
     """Run the arq worker: every job, plus the outbox relay (needs REDIS_URL)."""
     import asyncio
+    import contextlib
 
     from {{ cookiecutter.package_name }}.jobs.worker import build_worker
     from {{ cookiecutter.package_name }}.observability.logging import configure_logging
@@ -88,7 +89,18 @@ def worker(
     if settings.redis_url is None:
         typer.echo("REDIS_URL is not set: without it jobs run inside the API process.", err=True)
         raise typer.Exit(2)
-    asyncio.run(build_worker(settings, burst=burst).async_run())
+
+    async def run() -> None:
+        # arq binds the worker to the running loop when it is built, so build it inside.
+        worker = build_worker(settings, burst=burst)
+        try:
+            # SIGINT/SIGTERM: arq finishes or re-queues the running jobs, then cancels main().
+            with contextlib.suppress(asyncio.CancelledError):
+                await worker.async_run()
+        finally:
+            await worker.close()
+
+    asyncio.run(run())
 
 
 @dlq_app.command("list")

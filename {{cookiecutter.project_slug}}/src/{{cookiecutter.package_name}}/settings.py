@@ -115,6 +115,12 @@ class Settings(BaseSettings):
     ai_timeout_seconds: float = Field(default=30.0, gt=0)
     prompts_dir: Path = DEFAULT_PROMPTS_DIR
 
+    @field_validator("redis_url")
+    @classmethod
+    def _blank_redis_is_unset(cls, value: str | None) -> str | None:
+        # REDIS_URL= (set but empty) means "no Redis": the embedded default, not a bad URL.
+        return value or None
+
     @field_validator("database_url", "database_replica_url")
     @classmethod
     def _async_driver(cls, value: str | None) -> str | None:

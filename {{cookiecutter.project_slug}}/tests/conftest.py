@@ -170,6 +170,11 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         "login_limit_per_address": "100000 per minute",
         "log_json": True,
         "log_level": "WARNING",
+        # Background jobs: retries in milliseconds; the outbox poller effectively off, so a
+        # test's rows are relayed by that test's own nudge or runtime, never by another app.
+        "job_retry_base_seconds": 0.01,
+        "job_retry_max_seconds": 0.05,
+        "outbox_relay_interval_seconds": 3600.0,
         **overrides,
     }
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
@@ -221,3 +226,14 @@ def _empty_tables(request: pytest.FixtureRequest) -> Iterator[None]:
     with psycopg.connect(dsn) as conn:
         for table in reversed(Base.metadata.sorted_tables):
             conn.execute(sql.SQL("DELETE FROM {}").format(sql.Identifier(table.name)))
+
+
+# --- Background jobs: in-process jobs a test started finish before its tables are emptied ---
+@pytest.fixture(autouse=True)
+async def _settle_background_jobs(_empty_tables: None) -> AsyncIterator[None]:
+    """Runs its teardown before `_empty_tables`: a job holding a row lock would otherwise
+    block the synchronous DELETE, which blocks the event loop the job needs to finish."""
+    yield
+    from {{ cookiecutter.package_name }}.jobs.runtime import JobsRuntime
+
+    await JobsRuntime.settle_all()

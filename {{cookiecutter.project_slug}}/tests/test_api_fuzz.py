@@ -83,6 +83,11 @@ def _keep_tables() -> None:
     """The fuzzed organization lives for the module; it is removed with the database."""
 
 
+@pytest.fixture(autouse=True)
+def _settle_background_jobs() -> None:
+    """The live server's jobs run on its own event loop and stop with it."""
+
+
 @pytest.mark.parametrize("label", sorted(OPERATIONS))
 def test_operation_conforms_to_its_schema(
     label: str, live_server: str, owner: dict[str, str]

@@ -70,3 +70,18 @@ async def test_text_a_database_cannot_store_is_a_422(
         headers={**owner.headers, "content-type": "application/json"},
     )
     assert_problem(response, 422)
+
+
+async def test_a_blank_title_is_a_422_not_a_constraint_error(
+    api: Api, client: httpx.AsyncClient
+) -> None:
+    """Whitespace is stripped before the length is checked."""
+    owner = await api.user()
+    org = await api.org(owner)
+    project = await api.project(org, owner)
+    response = await client.post(
+        f"/orgs/{org}/tasks",
+        json={"project_id": project["id"], "title": "   "},
+        headers=owner.headers,
+    )
+    assert_problem(response, 422)

@@ -19,6 +19,8 @@ from {{ cookiecutter.package_name }}.db.unit_of_work import UnitOfWorkMiddleware
 from {{ cookiecutter.package_name }}.errors import PROBLEM_RESPONSES, install_error_handlers, problem_openapi
 from {{ cookiecutter.package_name }}.health import router as health_router
 from {{ cookiecutter.package_name }}.idempotency import IdempotencyMiddleware
+from {{ cookiecutter.package_name }}.jobs.routers import routers as jobs_routers
+from {{ cookiecutter.package_name }}.jobs.runtime import JobsRuntime
 from {{ cookiecutter.package_name }}.observability.exposition import metrics_endpoint
 from {{ cookiecutter.package_name }}.observability.logging import configure_logging
 from {{ cookiecutter.package_name }}.observability.middleware import RequestTelemetryMiddleware
@@ -91,6 +93,9 @@ def create_app(
         # Cache keys carry the schema version, computed once here (alembic head + shapes).
         cache = build_cache(settings, schema_version([ProjectOut, TaskOut]))
         telemetry = start_telemetry(app, settings, db, redis, span_exporter=span_exporter)
+        # Background jobs: arq through Redis, or in-process tasks without it (jobs/runtime.py).
+        jobs = JobsRuntime(settings, db)
+        jobs.start()
         try:
             yield {
                 "settings": settings,
@@ -104,9 +109,11 @@ def create_app(
                 "login_throttle": throttle,
                 "memberships": MembershipCache(settings.membership_cache_seconds),
                 "cache": cache,
+                "jobs": jobs,
                 **telemetry.state,
             }
         finally:
+            await jobs.close()
             telemetry.shutdown()
             await cache.close()
             await throttle.close()
@@ -131,6 +138,8 @@ def create_app(
     for router in (health_router, users_router, orgs_router, projects_router, tasks_router):
         app.include_router(router, responses=PROBLEM_RESPONSES)
     app.include_router(stats_router, responses=PROBLEM_RESPONSES)
+    for router in jobs_routers:  # webhooks, exports/imports, AI summaries, dead letters
+        app.include_router(router, responses=PROBLEM_RESPONSES)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -16,6 +16,8 @@ from {{ cookiecutter.package_name }}.db.engines import Database
 from {{ cookiecutter.package_name }}.db.session import get_session
 from {{ cookiecutter.package_name }}.db.unit_of_work import UnitOfWork
 from {{ cookiecutter.package_name }}.errors import ProblemError
+from {{ cookiecutter.package_name }}.jobs.outbox import Outbox
+from {{ cookiecutter.package_name }}.jobs.runtime import JobsRuntime
 from {{ cookiecutter.package_name }}.pagination import CursorCodec, PageParams
 from {{ cookiecutter.package_name }}.security.auth import current_principal
 from {{ cookiecutter.package_name }}.security.membership_cache import MembershipCache
@@ -66,6 +68,21 @@ def _policy(request: Request) -> Policy:
     return policy
 
 
+# --- Background jobs: the request's outbox (rows join the unit of work's transaction) -------
+TRACE_HEADERS = ("traceparent", "tracestate")
+
+
+def _jobs(request: Request) -> JobsRuntime:
+    jobs: JobsRuntime = request.state.jobs
+    return jobs
+
+
+def _outbox(request: Request) -> Outbox:
+    jobs: JobsRuntime = request.state.jobs
+    carrier = {h: v for h in TRACE_HEADERS if (v := request.headers.get(h))}
+    return Outbox(request.state.uow, jobs.relay, carrier or None)
+
+
 def _page_params(
     request: Request,
     limit: Annotated[
@@ -114,3 +131,6 @@ def _database(request: Request) -> Database:
 
 CacheDep = Annotated[VersionedCache, Depends(_cache)]
 DatabaseDep = Annotated[Database, Depends(_database)]
+# Background jobs
+JobsDep = Annotated[JobsRuntime, Depends(_jobs)]
+OutboxDep = Annotated[Outbox, Depends(_outbox)]

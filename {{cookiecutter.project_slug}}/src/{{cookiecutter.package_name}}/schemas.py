@@ -31,8 +31,18 @@ def storable_text(value: str) -> str:
 Text = Annotated[str, AfterValidator(storable_text)]
 
 # Unicode local parts and IDN domains are valid; the stored form is NFC with a lower-cased domain.
-Email = Annotated[Text, StringConstraints(max_length=320), AfterValidator(normalise_email)]
-Name = Annotated[Text, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Email = Annotated[
+    str,
+    StringConstraints(max_length=320),
+    AfterValidator(storable_text),
+    AfterValidator(normalise_email),
+]
+# Constraints first, then the storability check: strip before counting the length.
+Name = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+    AfterValidator(storable_text),
+]
 
 
 def email_key(email: str) -> str:

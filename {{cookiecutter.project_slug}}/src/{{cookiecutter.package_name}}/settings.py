@@ -17,6 +17,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # policy/rbac.yaml at the project root (src/<package>/settings.py -> ../../policy).
 DEFAULT_POLICY_PATH = Path(__file__).resolve().parents[2] / "policy" / "rbac.yaml"
+# prompts/ at the project root: pinned AI prompt templates and their lock (jobs/ai/prompts.py).
+DEFAULT_PROMPTS_DIR = Path(__file__).resolve().parents[2] / "prompts"
 ENV_PREFIX = "{{ cookiecutter.package_name|upper }}_"
 DEV_SECRET = "dev-only-insecure-secret-change-me"  # noqa: S105 - refused outside dev/test
 MIN_SECRET_LENGTH = 32
@@ -128,6 +130,37 @@ class Settings(BaseSettings):
     # Serve metrics on their own port instead of the app's /metrics (0 or unset: same app).
     metrics_port: int | None = Field(default=None, ge=0, le=65535)
     metrics_host: str = "0.0.0.0"  # noqa: S104 - a scrape target listens on the pod's address
+
+    # --- Background jobs (jobs/): retries, outbox relay, webhooks, exports, AI -------------
+    # Every job gets this many tries; a retry waits base * 2^(try-1) (capped), with jitter.
+    job_max_tries: int = Field(default=5, ge=1, le=100)
+    job_retry_base_seconds: float = Field(default=2.0, ge=0)
+    job_retry_max_seconds: float = Field(default=600.0, ge=0)
+    jobs_queue_name: str = "{{ cookiecutter.package_name }}:jobs"
+    worker_max_jobs: int = Field(default=10, ge=1)
+    # The relay re-sends a dispatched outbox row whose job has not finished after this long
+    # (a worker died, Redis lost its data): at-least-once delivery.
+    outbox_relay_interval_seconds: float = Field(default=5.0, gt=0)
+    outbox_redispatch_after_seconds: float = Field(default=900.0, gt=0)
+    outbox_retention_hours: int = Field(default=168, ge=1)
+    webhook_connect_timeout_seconds: float = Field(default=3.0, gt=0)
+    webhook_read_timeout_seconds: float = Field(default=10.0, gt=0)
+    # Exports and uploaded imports are files in this directory (a shared volume in production).
+    storage_dir: Path = Path("var/storage")
+    export_chunk_rows: int = Field(default=1000, ge=1)
+    import_max_bytes: int = Field(default=50 * 1024 * 1024, ge=1)
+    # AI: "local" is deterministic and offline; "openai" is any OpenAI-compatible endpoint.
+    ai_provider: Literal["local", "openai"] = "local"
+    ai_base_url: str = "https://api.openai.com/v1"
+    ai_api_key: SecretStr | None = None
+    ai_timeout_seconds: float = Field(default=30.0, gt=0)
+    prompts_dir: Path = DEFAULT_PROMPTS_DIR
+
+    @field_validator("redis_url")
+    @classmethod
+    def _blank_redis_is_unset(cls, value: str | None) -> str | None:
+        # REDIS_URL= (set but empty) means "no Redis": the embedded default, not a bad URL.
+        return value or None
 
     @field_validator("database_url", "database_replica_url")
     @classmethod

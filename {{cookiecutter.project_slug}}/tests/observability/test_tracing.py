@@ -134,11 +134,16 @@ async def test_one_trace_from_request_through_job_to_outgoing_call(
 
     assert server.name == "POST /_test/enqueue"
     trace_id = server.context.trace_id
-    assert {s.context.trace_id for s in spans} == {trace_id}, "every span is in one trace"
+    # Only the outbox relay's own polling (a background loop, its own traces) may stand apart.
+    apart = [s for s in spans if s.context.trace_id != trace_id]
+    assert all("FROM outbox" in str((s.attributes or {}).get("db.statement", "")) for s in apart), (
+        "every span of the request's chain is in one trace"
+    )
     assert response.headers["x-trace-id"] == format(trace_id, "032x")
 
-    assert sql, "SQLAlchemy statements are traced"
-    assert all(parent_id(s) == server.context.span_id for s in sql)
+    request_sql = [s for s in sql if s.context.trace_id == trace_id]
+    assert request_sql, "SQLAlchemy statements are traced"
+    assert all(parent_id(s) == server.context.span_id for s in request_sql)
 
     assert parent_id(job) == server.context.span_id
     assert job.resource.attributes["service.name"] == "jobs-worker"

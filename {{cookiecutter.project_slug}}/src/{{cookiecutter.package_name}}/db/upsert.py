@@ -75,3 +75,36 @@ async def upsert(
         return Upserted(existing, Outcome.unchanged)
     created = getattr(row, "created_at", None) == values.get("created_at")
     return Upserted(row, Outcome.created if created else Outcome.updated)
+
+
+async def upsert_many(
+    session: AsyncSession,
+    model: type[ModelT],
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    conflict: Sequence[str],
+    update: Sequence[str],
+) -> dict[Outcome, int]:
+    """`upsert` for a batch in one statement; returns how many rows had each outcome.
+
+    Every row must carry the same `created_at` (the batch's time): a returned row with that
+    value was created, another returned row was updated, a row not returned was unchanged.
+    Keys must be unique within the batch (a statement cannot update one row twice)."""
+    counts = dict.fromkeys(Outcome, 0)
+    if not rows:
+        return counts
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    table = model.__table__
+    stmt = insert(model).values(list(rows))
+    changed = or_(*(table.c[name].is_distinct_from(stmt.excluded[name]) for name in update))
+    set_ = {name: stmt.excluded[name] for name in update}
+    if "updated_at" in table.c and "updated_at" in rows[0]:
+        set_["updated_at"] = stmt.excluded["updated_at"]
+    stmt = stmt.on_conflict_do_update(index_elements=list(conflict), set_=set_, where=changed)
+    returned = list(await session.scalars(stmt.returning(table.c.created_at)))
+    batch_time = rows[0].get("created_at")
+    counts[Outcome.created] = sum(1 for created_at in returned if created_at == batch_time)
+    counts[Outcome.updated] = len(returned) - counts[Outcome.created]
+    counts[Outcome.unchanged] = len(rows) - len(returned)
+    return counts

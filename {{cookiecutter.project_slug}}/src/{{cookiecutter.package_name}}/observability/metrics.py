@@ -58,3 +58,21 @@ HTTP_REQUESTS = Counter(
     "Responses by route template, method and status class (2xx..5xx).",
     ["route", "method", "status_class"],
 )
+
+# --- Background jobs (jobs/) ---------------------------------------------------------------
+JOBS = Counter(
+    "app_jobs_total",
+    "Job attempts by job name and outcome (success, retry, dead_letter).",
+    ["job", "outcome"],
+)
+JOB_RETRIES = Counter("app_job_retries_total", "Job attempts that will be retried.", ["job"])
+DEAD_LETTERS = Counter("app_dead_letters_total", "Jobs moved to the dead-letter table.", ["job"])
+DEAD_LETTER_DEPTH = Gauge(
+    "app_dead_letters_depth", "Dead letters not yet replayed (refreshed by the outbox relay)."
+)
+OUTBOX_DISPATCHED = Counter(
+    "app_outbox_dispatched_total", "Outbox rows handed to the queue (or the in-process runner)."
+)
+OUTBOX_DISPATCH_FAILURES = Counter(
+    "app_outbox_dispatch_failures_total", "Relay passes stopped because the queue was down."
+)

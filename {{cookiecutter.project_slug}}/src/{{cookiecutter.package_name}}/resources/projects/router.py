@@ -11,11 +11,13 @@ from {{ cookiecutter.package_name }}.dependencies import (
     CacheDep,
     CursorsDep,
     DatabaseDep,
+    OutboxDep,
     PageQuery,
     SessionDep,
     UnitOfWorkDep,
 )
 from {{ cookiecutter.package_name }}.errors import NotFoundError
+from {{ cookiecutter.package_name }}.jobs.webhooks.events import emit
 from {{ cookiecutter.package_name }}.pagination import Page
 from {{ cookiecutter.package_name }}.resources.projects.reads import invalidate_project_after_commit, read_project
 from {{ cookiecutter.package_name }}.resources.projects.repository import ProjectRepository
@@ -34,10 +36,13 @@ async def create_project(
     body: ProjectCreate,
     access: Annotated[OrgAccess, authorize("projects:create")],
     session: SessionDep,
+    outbox: OutboxDep,
 ) -> ProjectOut:
     """Create a project."""
     project = await ProjectRepository(session, access.org_id).add(**body.model_dump())
-    return ProjectOut.model_validate(project)
+    created = ProjectOut.model_validate(project)
+    await emit(outbox, "project.created", access.org_id, created)
+    return created
 
 
 @router.get("")
@@ -80,6 +85,7 @@ async def update_project(
     session: SessionDep,
     uow: UnitOfWorkDep,
     cache: CacheDep,
+    outbox: OutboxDep,
 ) -> ProjectOut:
     """Change the fields sent."""
     repo = ProjectRepository(session, access.org_id)
@@ -88,7 +94,9 @@ async def update_project(
         raise NotFoundError("Project")
     invalidate_project_after_commit(uow, cache, access.org_id)
     project = await repo.update(project, body.model_dump(exclude_unset=True))
-    return ProjectOut.model_validate(project)
+    updated = ProjectOut.model_validate(project)
+    await emit(outbox, "project.updated", access.org_id, updated)
+    return updated
 
 
 @router.delete("/{project_id}", status_code=status.HTTP_204_NO_CONTENT)
@@ -98,6 +106,7 @@ async def delete_project(
     session: SessionDep,
     uow: UnitOfWorkDep,
     cache: CacheDep,
+    outbox: OutboxDep,
 ) -> Response:
     """Delete the project and its tasks."""
     repo = ProjectRepository(session, access.org_id)
@@ -106,4 +115,5 @@ async def delete_project(
         raise NotFoundError("Project")
     invalidate_project_after_commit(uow, cache, access.org_id)
     await repo.delete(project)
+    await emit(outbox, "project.deleted", access.org_id, {"id": str(project.id)})
     return Response(status_code=status.HTTP_204_NO_CONTENT)

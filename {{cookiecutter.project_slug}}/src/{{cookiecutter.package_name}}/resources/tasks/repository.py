@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
 from {{ cookiecutter.package_name }}.db.base import utcnow
-from {{ cookiecutter.package_name }}.db.upsert import Upserted, excluded, upsert
+from {{ cookiecutter.package_name }}.db.upsert import Outcome, Upserted, excluded, upsert, upsert_many
 from {{ cookiecutter.package_name }}.pagination import PageRequest, keyset, split_page
 from {{ cookiecutter.package_name }}.resources.tasks.model import Task, TaskStatus
 
@@ -98,6 +98,29 @@ class TaskRepository:
             },
         )
         return Upserted(await self._reload(result.row.id), result.outcome)
+
+    async def upsert_many_by_key(
+        self, rows: list[tuple[str, dict[str, Any]]]
+    ) -> dict[Outcome, int]:
+        """`upsert_by_key` for a batch of (external_key, values) in one statement (imports)."""
+        now = utcnow()
+        values = [
+            {
+                **row,
+                "org_id": self.org_id,
+                "external_key": key,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for key, row in rows
+        ]
+        return await upsert_many(
+            self.session,
+            Task,
+            values,
+            conflict=("org_id", "external_key"),
+            update=_UPSERT_COLUMNS,
+        )
 
     async def delete(self, task: Task) -> None:
         """Delete the task."""

@@ -13,12 +13,14 @@ from {{ cookiecutter.package_name }}.dependencies import (
     CacheDep,
     CursorsDep,
     DatabaseDep,
+    OutboxDep,
     PageQuery,
     PolicyDep,
     SessionDep,
     UnitOfWorkDep,
 )
 from {{ cookiecutter.package_name }}.errors import NotFoundError, ProblemError
+from {{ cookiecutter.package_name }}.jobs.webhooks.events import emit
 from {{ cookiecutter.package_name }}.pagination import Page
 from {{ cookiecutter.package_name }}.resources.projects.repository import ProjectRepository
 from {{ cookiecutter.package_name }}.resources.tasks.model import Task, TaskStatus
@@ -67,6 +69,7 @@ async def create_task(
     body: TaskCreate,
     access: Annotated[OrgAccess, authorize("tasks:create")],
     session: SessionDep,
+    outbox: OutboxDep,
 ) -> TaskOut:
     """Create a task in one of the organization's projects."""
     values = body.model_dump()
@@ -78,7 +81,9 @@ async def create_task(
             "A task with this external_key exists; PUT /tasks/by-key/{key} updates it.",
             type_="conflict",
         )
-    return TaskOut.model_validate(await repo.add(**values))
+    created = TaskOut.model_validate(await repo.add(**values))
+    await emit(outbox, "task.created", access.org_id, created)
+    return created
 
 
 @router.get("")
@@ -125,6 +130,7 @@ async def update_task(
     session: SessionDep,
     uow: UnitOfWorkDep,
     cache: CacheDep,
+    outbox: OutboxDep,
 ) -> TaskOut:
     """Change the fields sent."""
     repo = TaskRepository(session, access.org_id)
@@ -135,7 +141,9 @@ async def update_task(
     invalidate_tasks_after_commit(uow, cache, access.org_id, task.id)
     changes = body.model_dump(exclude_unset=True)
     await _check_references(session, access, changes)
-    return TaskOut.model_validate(await repo.update(task, changes))
+    updated = TaskOut.model_validate(await repo.update(task, changes))
+    await emit(outbox, "task.updated", access.org_id, updated)
+    return updated
 
 
 @router.put("/by-key/{external_key}")
@@ -148,6 +156,7 @@ async def put_task_by_key(
     policy: PolicyDep,
     uow: UnitOfWorkDep,
     cache: CacheDep,
+    outbox: OutboxDep,
 ) -> TaskOut:
     """Create or replace the task with this external key; re-sending changes nothing.
 
@@ -164,7 +173,10 @@ async def put_task_by_key(
     invalidate_tasks_after_commit(uow, cache, access.org_id, result.row.id)
     if result.outcome is Outcome.created:
         response.status_code = status.HTTP_201_CREATED
-    return TaskOut.model_validate(result.row)
+    written = TaskOut.model_validate(result.row)
+    if result.outcome is not Outcome.unchanged:
+        await emit(outbox, f"task.{result.outcome}", access.org_id, written)
+    return written
 
 
 @router.delete("/{task_id}", status_code=status.HTTP_204_NO_CONTENT)
@@ -174,6 +186,7 @@ async def delete_task(
     session: SessionDep,
     uow: UnitOfWorkDep,
     cache: CacheDep,
+    outbox: OutboxDep,
 ) -> Response:
     """Delete the task."""
     repo = TaskRepository(session, access.org_id)
@@ -183,4 +196,10 @@ async def delete_task(
     _check_ownership(access, task)
     invalidate_tasks_after_commit(uow, cache, access.org_id, task.id)
     await repo.delete(task)
+    await emit(
+        outbox,
+        "task.deleted",
+        access.org_id,
+        {"id": str(task.id), "project_id": str(task.project_id)},
+    )
     return Response(status_code=status.HTTP_204_NO_CONTENT)

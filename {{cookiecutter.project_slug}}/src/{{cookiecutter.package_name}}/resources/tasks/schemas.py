@@ -6,13 +6,17 @@ import uuid
 from datetime import date, datetime
 from typing import Annotated
 
-from pydantic import Field, StringConstraints, field_validator
+from pydantic import AfterValidator, Field, StringConstraints, field_validator
 
 from {{ cookiecutter.package_name }}.resources.tasks.model import TaskStatus
-from {{ cookiecutter.package_name }}.schemas import Schema, Text
+from {{ cookiecutter.package_name }}.schemas import Schema, storable_text
 
 EXTERNAL_KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$"
-Title = Annotated[Text, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+Title = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=500),
+    AfterValidator(storable_text),
+]
 ExternalKey = Annotated[
     str,
     Field(

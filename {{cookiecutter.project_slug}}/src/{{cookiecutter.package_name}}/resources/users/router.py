@@ -18,7 +18,7 @@ from {{ cookiecutter.package_name }}.dependencies import (
 from {{ cookiecutter.package_name }}.errors import ConflictError, NotFoundError, ProblemError
 from {{ cookiecutter.package_name }}.resources.users.repository import UserRepository
 from {{ cookiecutter.package_name }}.resources.users.schemas import TokenOut, UserCreate, UserOut
-from {{ cookiecutter.package_name }}.schemas import email_key, normalise_email
+from {{ cookiecutter.package_name }}.schemas import email_key, normalise_email, storable_text
 from {{ cookiecutter.package_name }}.security.passwords import password_problem
 
 router = APIRouter(tags=["auth"])
@@ -57,10 +57,10 @@ async def login(
             403, "Local login is disabled; sign in with the identity provider.", type_="forbidden"
         )
     try:
-        email = normalise_email(form.username)
+        email: str | None = normalise_email(storable_text(form.username))
     except ValueError:
-        email = form.username
-    account = email_key(email)
+        email = None  # not an address we could have registered: no lookup, same 401
+    account = email_key(email or form.username)
     address = request.client.host if request.client else "unknown"
     verdict = await throttle.check(account, address)
     if not verdict.allowed:
@@ -71,7 +71,7 @@ async def login(
             headers={"Retry-After": str(verdict.retry_after)},
         )
     await throttle.record_attempt(address)
-    user = await UserRepository(session).by_email(email)
+    user = await UserRepository(session).by_email(email) if email else None
     if not await passwords.verify(user.password_hash if user else None, form.password) or not user:
         await throttle.record_failure(account)
         raise ProblemError(

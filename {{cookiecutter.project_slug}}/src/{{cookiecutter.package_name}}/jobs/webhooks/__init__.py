@@ -1,0 +1,1 @@
+"""Signed webhooks (Standard Webhooks): endpoints per organization, events, fan-out, delivery."""

@@ -1,0 +1,318 @@
+"""Webhooks end to end: API -> outbox -> fan-out -> signed delivery to a real local receiver."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import orjson
+import pytest
+from redis.asyncio import Redis
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from {{ cookiecutter.package_name }}.app import create_app
+from {{ cookiecutter.package_name }}.cli import PROJECT_ROOT
+from {{ cookiecutter.package_name }}.db.engines import Database
+from {{ cookiecutter.package_name }}.jobs.errors import PermanentJobError
+from {{ cookiecutter.package_name }}.jobs.outbox import OutboxMessage
+from {{ cookiecutter.package_name }}.jobs.runtime import JobsRuntime
+from {{ cookiecutter.package_name }}.jobs.webhooks.jobs import deliver
+from {{ cookiecutter.package_name }}.jobs.webhooks.model import WebhookEndpoint, new_secret
+from {{ cookiecutter.package_name }}.jobs.webhooks.ssrf import UnsafeTargetError, check_target
+from {{ cookiecutter.package_name }}.jobs.worker import build_worker
+from {{ cookiecutter.package_name }}.resources.orgs.model import Organization
+from {{ cookiecutter.package_name }}.settings import Settings
+
+from ..api import Api
+from ..conftest import REDIS_URL, make_settings, running
+from ..factories import TaskFactory
+from .conftest import eventually
+from .receiver import Receiver, receiver
+
+
+def _readme_verifier() -> Callable[[str, bytes, dict[str, str]], dict[str, Any]]:
+    """The receiver code exactly as the README shows it."""
+    readme = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
+    block = re.search(
+        r"<!-- receiver-example:start -->\n```python\n(.*?)```\n<!-- receiver-example:end -->",
+        readme,
+        re.S,
+    )
+    assert block, "README lost its receiver example"
+    namespace: dict[str, Any] = {}
+    exec(compile(block.group(1), "README.md", "exec"), namespace)  # noqa: S102 - our own README
+    verifier: Callable[[str, bytes, dict[str, str]], dict[str, Any]] = namespace["verify_delivery"]
+    return verifier
+
+
+@pytest.fixture
+def hook() -> Iterator[Receiver]:
+    with receiver() as r:
+        yield r
+
+
+async def _setup(api: Api, url: str, events: list[str] | None = None) -> tuple[Any, str, str, str]:
+    owner = await api.user()
+    org = await api.org(owner)
+    project = await api.project(org, owner)
+    body: dict[str, Any] = {"url": url}
+    if events is not None:
+        body["events"] = events
+    created = await api.client.post(f"/orgs/{org}/webhooks", json=body, headers=owner.headers)
+    assert created.status_code == 201, created.text
+    secret = created.json()["secret"]
+    return owner, org, project["id"], secret
+
+
+async def test_task_events_are_delivered_signed_and_verifiable_with_the_readme_code(
+    api: Api, hook: Receiver
+) -> None:
+    owner, org, project_id, secret = await _setup(api, hook.url)
+    assert secret.startswith("whsec_")
+    listed = await api.client.get(f"/orgs/{org}/webhooks", headers=owner.headers)
+    assert "secret" not in listed.json()[0]  # shown once, at creation
+
+    task = await api.task(org, owner, TaskFactory.payload(project_id, title='Ünïcode ✓ "q"'))
+    patched = await api.client.patch(
+        f"/orgs/{org}/tasks/{task['id']}", json={"status": "done"}, headers=owner.headers
+    )
+    assert patched.status_code == 200
+    assert (
+        await api.client.delete(f"/orgs/{org}/tasks/{task['id']}", headers=owner.headers)
+    ).status_code == 204
+
+    await eventually(lambda: _count(hook, 3))
+    verify = _readme_verifier()
+    events = [verify(secret, r.body, r.headers) for r in hook.ok()]
+    assert sorted(e["type"] for e in events) == ["task.created", "task.deleted", "task.updated"]
+    created = next(e for e in events if e["type"] == "task.created")
+    assert created["data"]["title"] == 'Ünïcode ✓ "q"'
+    assert created["data"]["project"]["id"] == project_id
+    assert len({r.headers["webhook-id"] for r in hook.ok()}) == 3
+
+    tampered = hook.ok()[0]
+    with pytest.raises(PermissionError):
+        verify(secret, tampered.body + b" ", tampered.headers)
+    with pytest.raises(PermissionError):
+        verify(new_secret(), tampered.body, tampered.headers)
+
+
+async def _count(hook: Receiver, n: int) -> bool:
+    return len(hook.ok()) >= n
+
+
+async def test_endpoints_get_only_the_events_they_subscribed_to(api: Api, hook: Receiver) -> None:
+    owner, org, project_id, _ = await _setup(api, hook.url, events=["project.updated"])
+    await api.task(org, owner, TaskFactory.payload(project_id))
+    renamed = await api.client.patch(
+        f"/orgs/{org}/projects/{project_id}", json={"name": "Renamed ✨"}, headers=owner.headers
+    )
+    assert renamed.status_code == 200
+    await eventually(lambda: _count(hook, 1))
+    assert [orjson.loads(r.body)["type"] for r in hook.received] == ["project.updated"]
+
+
+async def test_a_500_is_retried_with_the_same_webhook_id(api: Api, hook: Receiver) -> None:
+    hook.plan = [(500, 0.0), (429, 0.0)]  # 429 carries Retry-After: 0
+    owner, org, project_id, secret = await _setup(api, hook.url)
+    await api.task(org, owner, TaskFactory.payload(project_id))
+    await eventually(lambda: _count(hook, 1))
+    assert [r.headers["x-answered"] for r in hook.received] == ["500", "429", "200"]
+    assert len({r.headers["webhook-id"] for r in hook.received}) == 1
+    assert _readme_verifier()(secret, hook.received[-1].body, hook.received[-1].headers)
+    dead = await api.client.get(f"/orgs/{org}/dead-letters", headers=owner.headers)
+    assert dead.json() == []
+
+
+async def test_always_500_is_dead_lettered_then_replayed_once_fixed(
+    api: Api, hook: Receiver
+) -> None:
+    hook.default = (500, 0.0)
+    owner, org, project_id, secret = await _setup(api, hook.url)
+    await api.task(org, owner, TaskFactory.payload(project_id))
+
+    async def dead_lettered() -> list[dict[str, Any]]:
+        response = await api.client.get(f"/orgs/{org}/dead-letters", headers=owner.headers)
+        items: list[dict[str, Any]] = response.json()
+        return items
+
+    await eventually(lambda: _truthy(dead_lettered()))
+    [letter] = await dead_lettered()
+    assert letter["job_name"] == "webhooks.deliver"
+    assert letter["attempts"] == 5  # the default max tries
+    assert "HTTP 500" in letter["last_error"]
+    assert len(hook.received) == 5
+    original_id = hook.received[0].headers["webhook-id"]
+
+    hook.default = (200, 0.0)  # the receiver is fixed
+    replay = await api.client.post(
+        f"/orgs/{org}/dead-letters/{letter['id']}/replay", headers=owner.headers
+    )
+    assert replay.status_code == 202
+    await eventually(lambda: _count(hook, 1))
+    [delivered] = hook.ok()
+    assert delivered.headers["webhook-id"] == original_id  # receivers dedupe on it
+    assert _readme_verifier()(secret, delivered.body, delivered.headers)["type"] == "task.created"
+    assert await dead_lettered() == []
+
+
+async def _truthy(value: Any) -> bool:
+    return bool(await value)
+
+
+async def test_a_slow_receiver_times_out_and_is_dead_lettered(
+    database_url: str, hook: Receiver
+) -> None:
+    hook.default = (200, 1.0)  # answers, but after the read timeout
+    settings = make_settings(database_url, webhook_read_timeout_seconds=0.2, job_max_tries=2)
+    async with running(create_app(settings)) as client:
+        api = Api(client)
+        owner, org, project_id, _ = await _setup(api, hook.url)
+        await api.task(org, owner, TaskFactory.payload(project_id))
+
+        async def dead() -> bool:
+            response = await client.get(f"/orgs/{org}/dead-letters", headers=owner.headers)
+            return bool(response.json())
+
+        await eventually(dead)
+        [letter] = (await client.get(f"/orgs/{org}/dead-letters", headers=owner.headers)).json()
+        assert letter["attempts"] == 2
+        assert "ReadTimeout" in letter["last_error"]
+
+
+async def test_events_join_the_transaction_of_the_write(
+    api: Api, hook: Receiver, admin_engine: AsyncEngine
+) -> None:
+    owner, org, _project_id, _ = await _setup(api, hook.url)
+
+    async def events() -> int:
+        async with AsyncSession(admin_engine) as session:
+            return int(
+                await session.scalar(
+                    select(func.count())
+                    .select_from(OutboxMessage)
+                    .where(OutboxMessage.job_name == "webhooks.deliver")
+                )
+                or 0
+            )
+
+    before = await events()  # project.created
+    rejected = await api.client.post(
+        f"/orgs/{org}/tasks",
+        json={"project_id": str(uuid.uuid4()), "title": "nope"},
+        headers=owner.headers,
+    )
+    assert rejected.status_code == 422
+    assert await events() == before  # the failed write left no event behind
+
+
+async def test_only_admins_manage_webhooks_and_urls_are_validated(api: Api, hook: Receiver) -> None:
+    owner = await api.user()
+    org = await api.org(owner)
+    member = await api.member(org, owner, "member")
+    denied = await api.client.post(
+        f"/orgs/{org}/webhooks", json={"url": hook.url}, headers=member.headers
+    )
+    assert denied.status_code == 403
+    for body in (
+        {"url": "ftp://example.com/x"},
+        {"url": "not a url"},
+        {"url": hook.url, "events": ["task.exploded"]},
+        {"url": hook.url, "events": []},
+    ):
+        bad = await api.client.post(f"/orgs/{org}/webhooks", json=body, headers=owner.headers)
+        assert bad.status_code == 422, body
+    created = await api.client.post(
+        f"/orgs/{org}/webhooks", json={"url": hook.url}, headers=owner.headers
+    )
+    webhook_id = created.json()["id"]
+    got = await api.client.get(f"/orgs/{org}/webhooks/{webhook_id}", headers=owner.headers)
+    assert got.json()["events"] == ["*"]
+    gone = await api.client.delete(f"/orgs/{org}/webhooks/{webhook_id}", headers=owner.headers)
+    assert gone.status_code == 204
+    assert (
+        await api.client.get(f"/orgs/{org}/webhooks/{webhook_id}", headers=owner.headers)
+    ).status_code == 404
+
+
+async def test_production_refuses_private_targets(database_url: str) -> None:
+    settings = make_settings(database_url, environment="production")
+    for url in (
+        "http://127.0.0.1:8080/x",
+        "http://localhost/x",
+        "http://169.254.169.254/latest/meta-data",
+        "http://10.1.2.3/x",
+        "http://192.168.0.10/x",
+        "http://[::1]/x",
+        "http://[::ffff:127.0.0.1]/x",
+    ):
+        with pytest.raises(UnsafeTargetError):
+            await check_target(url, settings)
+    await check_target("https://93.184.216.34/hooks", settings)  # a public address literal
+    await check_target("http://127.0.0.1:8080/x", make_settings(database_url))  # dev/test: allowed
+
+    async with running(create_app(settings)) as client:
+        api = Api(client)
+        owner = await api.user()
+        org = await api.org(owner)
+        refused = await client.post(
+            f"/orgs/{org}/webhooks", json={"url": "http://127.0.0.1:9/x"}, headers=owner.headers
+        )
+        assert refused.status_code == 422
+        assert "loopback" in refused.json()["detail"]
+
+
+async def test_delivery_rechecks_the_target(database_url: str, admin_engine: AsyncEngine) -> None:
+    settings = make_settings(database_url, environment="production")
+    db = Database(settings)
+    runtime = JobsRuntime(settings, db, redis_url="")
+    try:
+        async with AsyncSession(admin_engine, expire_on_commit=False) as session, session.begin():
+            org = Organization(name="Ørg")
+            session.add(org)
+            await session.flush()
+            endpoint = WebhookEndpoint(
+                org_id=org.id, url="http://127.0.0.1:9/x", events=["*"], secret=new_secret()
+            )
+            session.add(endpoint)
+        args = {
+            "event_id": str(uuid.uuid4()),
+            "endpoint_id": str(endpoint.id),
+            "type": "task.created",
+            "timestamp": "2024-02-29T12:00:00+00:00",
+            "data": {},
+        }
+        # Registered while allowed (or DNS changed since): refused at delivery, for good.
+        with pytest.raises(PermanentJobError, match="refused webhook target"):
+            await deliver(runtime.env, args)
+    finally:
+        await runtime.close()
+        await db.dispose()
+
+
+@pytest.mark.redis
+@pytest.mark.skipif(REDIS_URL is None, reason="TEST_REDIS_URL not set")
+@pytest.mark.filterwarnings("ignore:Call to deprecated close:DeprecationWarning")
+async def test_delivery_through_the_arq_worker(database_url: str, hook: Receiver) -> None:
+    assert REDIS_URL is not None
+    redis = Redis.from_url(REDIS_URL)
+    await redis.flushdb()
+    await redis.aclose()
+    hook.plan = [(503, 0.0)]
+    settings: Settings = make_settings(database_url, redis_url=REDIS_URL)
+    async with running(create_app(settings)) as client:
+        api = Api(client)
+        owner, org, project_id, secret = await _setup(api, hook.url)
+        await api.task(org, owner, TaskFactory.payload(project_id))
+        assert hook.received == []  # nothing runs in the API process with Redis configured
+    worker = build_worker(settings, burst=True, handle_signals=False, poll_delay=0.02)
+    try:
+        await worker.main()
+    finally:
+        await worker.close()
+    assert [r.headers["x-answered"] for r in hook.received] == ["503", "200"]
+    event = _readme_verifier()(secret, hook.received[-1].body, hook.received[-1].headers)
+    assert event["type"] == "task.created"

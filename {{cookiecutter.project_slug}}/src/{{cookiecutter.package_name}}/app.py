@@ -14,6 +14,7 @@ from {{ cookiecutter.package_name }}.db.engines import Database
 from {{ cookiecutter.package_name }}.db.read_your_writes import ConsistencyTokens
 from {{ cookiecutter.package_name }}.db.unit_of_work import UnitOfWorkMiddleware
 from {{ cookiecutter.package_name }}.errors import install_error_handlers
+from {{ cookiecutter.package_name }}.flags import open_flags
 from {{ cookiecutter.package_name }}.health import router as health_router
 from {{ cookiecutter.package_name }}.idempotency import IdempotencyMiddleware
 from {{ cookiecutter.package_name }}.observability.logging import configure_logging
@@ -61,6 +62,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         secret = settings.secret_key.get_secret_value()
         db = Database(settings)
         redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
+        # Feature flags (issue 8): an OpenFeature provider of this app's own.
+        flags, flags_provider = open_flags(settings.flags_file, settings.service_name)
         try:
             yield {
                 "settings": settings,
@@ -71,8 +74,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "passwords": Passwords(settings),
                 "cursors": CursorCodec(secret),
                 "consistency": ConsistencyTokens(secret, settings.read_your_writes_seconds),
+                "flags": flags,
             }
         finally:
+            flags_provider.shutdown()
             if redis is not None:
                 await redis.aclose()
             await db.dispose()

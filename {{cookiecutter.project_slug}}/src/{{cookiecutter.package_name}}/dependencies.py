@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from {{ cookiecutter.package_name }}.db.session import get_session
 from {{ cookiecutter.package_name }}.db.unit_of_work import UnitOfWork
 from {{ cookiecutter.package_name }}.errors import ProblemError
+from {{ cookiecutter.package_name }}.flags import FlagsDep as FlagsDep  # feature flags (issue 8), re-exported
 from {{ cookiecutter.package_name }}.pagination import CursorCodec, PageParams
 from {{ cookiecutter.package_name }}.security.auth import current_principal
 from {{ cookiecutter.package_name }}.security.passwords import Passwords

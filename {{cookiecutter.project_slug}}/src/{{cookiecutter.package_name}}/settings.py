@@ -18,7 +18,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 # policy/rbac.yaml at the project root (src/<package>/settings.py -> ../../policy).
 DEFAULT_POLICY_PATH = Path(__file__).resolve().parents[2] / "policy" / "rbac.yaml"
 ENV_PREFIX = "{{ cookiecutter.package_name|upper }}_"
-DEV_SECRET = "dev-only-insecure-secret-change-me"  # noqa: S105 - refused outside dev/test
+DEV_SECRET = "dev-only-insecure-secret-change-me"  # noqa: S105 - refused outside dev/test  # nosec B105
 MIN_SECRET_LENGTH = 32
 
 
@@ -87,6 +87,10 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
     log_json: bool | None = None  # None: JSON everywhere except dev
+
+    # --- feature flags (issue 8: flags.py) ---
+    # A YAML file of flag overrides (`ai-summary: true`); Kubernetes mounts a ConfigMap here.
+    flags_file: Path | None = None
 
     @field_validator("database_url", "database_replica_url")
     @classmethod

@@ -167,6 +167,15 @@ def test_without_deploy_there_is_no_cd_and_no_policy(baked: Baked) -> None:
 # ---------------------------------------------------------------- container and manifests (fast)
 
 
+def test_shell_scripts_pass_shellcheck(baked: Baked) -> None:
+    """The CI replica starter and the compose replica scripts cannot run here (no Docker)."""
+    scripts = sorted(baked.path.glob("scripts/*.sh")) + sorted(baked.path.glob("deploy/**/*.sh"))
+    assert scripts
+    run([_tool("shellcheck"), *map(str, scripts)], baked.path, timeout=60, env=dict(os.environ))
+    for script in scripts:
+        assert os.access(script, os.X_OK), f"{script.name} is not executable"
+
+
 def test_dockerfile_passes_hadolint(baked: Baked) -> None:
     _needs_deploy(baked)
     dockerfile = baked.path / "deploy/Dockerfile"

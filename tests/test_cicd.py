@@ -446,28 +446,39 @@ def test_migration_smoke_and_schema_drift(synced: Baked, empty_database: str) ->
 
 
 @pytest.mark.bake
-def test_make_policy_passes_and_fails_a_weakened_rollout(
+def test_make_policy_passes_and_fails_weakened_files(
     synced: Baked, kubectl: str, tmp_path: Path
 ) -> None:
     _needs_deploy(synced)
     _make(synced.path, "policy", timeout=900)
-    weakened = tmp_path / "weak"
-    shutil.copytree(synced.path, weakened, ignore=shutil.ignore_patterns(".venv", "var"))
-    rollout = weakened / "deploy/kubernetes/base/api-rollout.yaml"
-    rollout.write_text(
-        rollout.read_text().replace("readOnlyRootFilesystem: true", "readOnlyRootFilesystem: false")
-    )
-    proc = subprocess.run(
-        ["make", "policy"],
-        cwd=weakened,
-        env=project_env(),
-        text=True,
-        capture_output=True,
-        timeout=900,
-        check=False,
-    )
-    assert proc.returncode != 0
-    assert "CKV2_ACME_1" in proc.stdout
+    weakenings = {
+        # checkov's own Dockerfile check: the image must switch to a non-root user.
+        "CKV_DOCKER_3": ("deploy/Dockerfile", re.compile(r"^USER .*$", re.MULTILINE), ""),
+        # The project's custom policy for Argo Rollouts (policy/checkov/).
+        "CKV2_ACME_1": (
+            "deploy/kubernetes/base/api-rollout.yaml",
+            re.compile("readOnlyRootFilesystem: true"),
+            "readOnlyRootFilesystem: false",
+        ),
+    }
+    for check, (relative, pattern, replacement) in weakenings.items():
+        weakened = tmp_path / check
+        shutil.copytree(synced.path, weakened, ignore=shutil.ignore_patterns(".venv", "var"))
+        path = weakened / relative
+        text, count = pattern.subn(replacement, path.read_text(encoding="utf-8"))
+        assert count, f"{relative} no longer has what {check} guards"
+        path.write_text(text, encoding="utf-8")
+        proc = subprocess.run(
+            ["make", "policy"],
+            cwd=weakened,
+            env=project_env(),
+            text=True,
+            capture_output=True,
+            timeout=900,
+            check=False,
+        )
+        assert proc.returncode != 0, f"make policy passed without {check}"
+        assert check in proc.stdout
 
 
 @pytest.mark.bake

@@ -67,6 +67,10 @@ def _app_reporting_the_flag(
     async def flag(flags: FlagsDep) -> dict[str, bool]:
         return {"ai-summary": flags.enabled("ai-summary", org_id="org-1")}
 
+    @router.get("/_typo")
+    async def typo(flags: FlagsDep) -> dict[str, bool]:
+        return {"ai-sumary": flags.enabled("ai-sumary")}
+
     app.include_router(router)
     return running(app)
 
@@ -83,6 +87,8 @@ async def test_two_apps_in_one_process_keep_their_own_flags(
     ):
         assert (await enabled.get("/_flag")).json() == {"ai-summary": True}
         assert (await default.get("/_flag")).json() == {"ai-summary": False}
+        with pytest.raises(KeyError, match="not a boolean flag declared"):
+            await default.get("/_typo")
 
 
 async def test_the_service_refuses_to_start_on_a_bad_flags_file(

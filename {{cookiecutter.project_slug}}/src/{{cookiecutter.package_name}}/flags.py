@@ -93,16 +93,19 @@ def build_provider(values: Mapping[str, FlagValue]) -> InMemoryProvider:
 
 
 class Flags:
-    """Evaluates flags through an OpenFeature client; unknown flags answer their default."""
+    """Evaluates declared flags through an OpenFeature client."""
 
     def __init__(self, client: OpenFeatureClient) -> None:
         self._client = client
 
     def enabled(self, key: str, *, org_id: str | None = None) -> bool:
         """Is boolean flag `key` on? `org_id` is the targeting key for providers that use one."""
+        default = FLAG_DEFAULTS.get(key)
+        if not isinstance(default, bool):
+            # A typo in a flag name must fail in tests, not silently read as "off".
+            raise KeyError(f"{key!r} is not a boolean flag declared in FLAG_DEFAULTS")
         context = EvaluationContext(targeting_key=org_id) if org_id else None
-        default = FLAG_DEFAULTS.get(key, False)
-        return self._client.get_boolean_value(key, bool(default), context)
+        return self._client.get_boolean_value(key, default, context)
 
 
 def open_flags(file: Path | None, service_name: str) -> tuple[Flags, InMemoryProvider]:

@@ -50,6 +50,20 @@ def _unmapped_placeholders(path: Path) -> set[str]:
     return set(re.findall(r"cookiecutter\.(\w+)", text)) - MAPPED
 
 
+MAPPED = {"package_name", "project_slug", "project_name", "description"}
+
+
+def _unmapped_placeholders(path: Path) -> set[str]:
+    """Template variables in `path` that unbake cannot restore (python_version, author...)."""
+    import re
+
+    try:
+        text = path.read_text()
+    except UnicodeDecodeError:
+        return set()
+    return set(re.findall(r"cookiecutter\.(\w+)", text)) - MAPPED
+
+
 def bake(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     subprocess.run(
@@ -87,6 +101,10 @@ def unbake(out: Path, lock: bool) -> None:
             if dest.exists() and _unmapped_placeholders(dest):
                 if dest.read_bytes() != data:
                     print(f"NOT synced (uses {_unmapped_placeholders(dest)}; edit the template): {rel}")
+                continue
+            if dest.exists() and dest.stat().st_mtime > f.stat().st_mtime and dest.read_bytes() != data:
+                # Edited in the template after the bake: syncing would throw that edit away.
+                print(f"NOT synced (the template's copy is newer; re-bake): {rel}")
                 continue
             if not dest.exists() or dest.read_bytes() != data:
                 dest.parent.mkdir(parents=True, exist_ok=True)

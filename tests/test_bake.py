@@ -246,6 +246,26 @@ def test_migrations_upgrade_downgrade_upgrade(synced: Baked, fresh_database: str
 
 
 @pytest.mark.bake
+def test_explain_budgets_hold_on_a_seeded_database(synced: Baked, fresh_database: str) -> None:
+    """The project's own explain-check, on 200,000 seeded tasks: no seq scan, within budget."""
+    env = project_env(DATABASE_URL=fresh_database)
+    package = synced.options.package_name
+    run(["uv", "run", "--locked", package, "migrate"], synced.path, timeout=300, env=env)
+    run(
+        ["uv", "run", "--locked", package, "seed", "--tasks", "200000"],
+        synced.path,
+        timeout=600,
+        env=env,
+    )
+    checked = run(
+        ["uv", "run", "--locked", package, "explain-check"], synced.path, timeout=300, env=env
+    )
+    print(checked.stdout)
+    assert "OVER BUDGET" not in checked.stdout
+    assert "SEQ SCAN" not in checked.stdout
+
+
+@pytest.mark.bake
 def test_generated_test_suite_passes(synced: Baked, pytestconfig: pytest.Config) -> None:
     env = project_env(
         TEST_DATABASE_URL=f"{PG_PRIMARY}/postgres",
@@ -254,7 +274,8 @@ def test_generated_test_suite_passes(synced: Baked, pytestconfig: pytest.Config)
     )
     summary = BakeSummary()
     pytestconfig.stash[SUMMARY_KEY][synced.options.name] = summary
-    cmd = ["uv", "run", "--locked", "pytest", "-q", "-p", "no:cacheprovider"]
+    # -n auto: each pytest-xdist worker gets its own database copied from a migrated template.
+    cmd = ["uv", "run", "--locked", "pytest", "-q", "-p", "no:cacheprovider", "-n", "auto"]
     try:
         proc = subprocess.run(
             cmd,

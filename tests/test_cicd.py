@@ -37,8 +37,10 @@ TARGET_LINE = re.compile(r"^([a-z][a-z0-9-]*):", re.MULTILINE)
 # Commands a workflow may run besides `make`: bootstrapping the runner and wiring outputs.
 BOOTSTRAP = re.compile(
     r"^(python3 -m pip install --user \"uv==\$\{UV_VERSION\}\"|echo .*|mkdir -p .*|printf .*"
-    r"|chmod .*|if .*|then|else|fi|export .*|[A-Z_]+=.*)$"
+    r"|chmod .*|sudo apt-get (update|install) .*|if .*|then|else|fi|export .*|[A-Z_]+=.*)$"
 )
+# Targets other features brought: once they exist, a workflow job must run them.
+WIRED_TARGETS = ("explain-check", "perf", "slo-check", "slo-rules-unchanged", "seed")
 TODO_TARGETS = ("explain-check", "fuzz", "perf", "slo-rules", "prompts-check", "warmup")
 
 
@@ -111,6 +113,18 @@ def test_missing_features_are_todo_comments_not_fake_jobs(baked: Baked) -> None:
         for line in text.splitlines():
             if f"make {target}" in line:
                 assert line.lstrip().startswith("#"), f"job calls missing target: {line}"
+
+
+def test_existing_gates_are_wired_into_ci(baked: Baked) -> None:
+    _workflows(baked)
+    targets = _makefile_targets(baked.path)
+    ci = "\n".join(_run_lines(baked.path / ".github/workflows/ci.yml"))
+    for target in WIRED_TARGETS:
+        if target in targets:
+            assert f"make {target}" in ci, f"ci.yml does not run the existing `make {target}`"
+    if baked.options.deploy and "warmup" in targets:
+        cd = _run_lines(baked.path / ".github/workflows/cd.yml")
+        assert "make deploy-warmup" in cd
 
 
 def test_workflows_ask_for_no_permission_by_default(baked: Baked) -> None:
@@ -386,6 +400,17 @@ def test_make_secrets_passes_on_the_bake_and_catches_a_new_secret(git_checkout: 
 
 
 @pytest.mark.bake
+def test_committed_slo_rules_are_what_slo_yaml_renders(git_checkout: Path) -> None:
+    if "slo-rules-unchanged" not in _makefile_targets(git_checkout):
+        pytest.skip("no SLO rules in this project")
+    env = project_env(UV_PROJECT_ENVIRONMENT=str(git_checkout / ".venv"))
+    _make(git_checkout, "slo-rules-unchanged", env=env)
+    if shutil.which("promtool") is None:
+        pytest.skip("promtool is not installed: the rules were rendered, not checked")
+    _make(git_checkout, "slo-check", env=env)
+
+
+@pytest.mark.bake
 def test_make_sbom_writes_a_cyclonedx_document(synced: Baked) -> None:
     _make(synced.path, "sbom")
     sbom = json.loads((synced.path / "var/sbom.cdx.json").read_text(encoding="utf-8"))
@@ -505,6 +530,10 @@ def test_network_targets_parse(synced: Baked) -> None:
         "tools-cosign",
         "drift-pr",
         "ci-replica",
+        "deploy-warmup",
+        "perf",
     ):
-        proc = _make(synced.path, "-n", target, digest)
+        # deploy-warmup recurses into `make warmup`, which -n still runs (printing only).
+        env = project_env(WARMUP_URL="http://127.0.0.1:9", WARMUP_TOKEN="t")  # noqa: S106
+        proc = _make(synced.path, "-n", target, digest, env=env)
         assert proc.stdout.strip(), target

@@ -9,7 +9,7 @@ from typing import Any, Literal
 from alembic import context
 from alembic.autogenerate.api import AutogenContext
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from {{ cookiecutter.package_name }}.db.base import UTCDateTime
 from {{ cookiecutter.package_name }}.models import Base
@@ -61,15 +61,22 @@ def _run_sync(connection: Connection) -> None:
         context.run_migrations()
 
 
-async def run_migrations_online() -> None:
-    """Migrate the database at the configured URL."""
-    engine = create_async_engine(_url())
+async def run_migrations_online(engine: AsyncEngine | None = None) -> None:
+    """Migrate the database at the configured URL (or on the engine given)."""
+    own = engine is None
+    engine = engine or create_async_engine(_url())
     async with engine.connect() as connection:
         await connection.run_sync(_run_sync)
-    await engine.dispose()
+        await connection.commit()
+    if own:
+        await engine.dispose()
 
 
 if context.is_offline_mode():
     run_migrations_offline()
+elif isinstance(given := config.attributes.get("connection"), AsyncEngine):
+    asyncio.run(run_migrations_online(given))  # an engine handed in by pytest-alembic
+elif given is not None:
+    _run_sync(given)  # a connection handed in by the caller
 else:
     asyncio.run(run_migrations_online())

@@ -9,7 +9,7 @@ import httpx
 
 from .factories import ProjectFactory, weird_email
 
-PASSWORD = "correct horse battery staple"
+PASSWORD = "Unicorns eat 🌈 for breakfast"
 
 
 @dataclass

@@ -55,3 +55,18 @@ async def test_bad_path_parameter_is_a_422_problem(
 ) -> None:
     owner = await api.user()
     assert_problem(await client.get(path, headers=owner.headers), 422)
+
+
+@pytest.mark.parametrize("name", ["nul\x00byte", "lone \ud800 surrogate"])
+async def test_text_a_database_cannot_store_is_a_422(
+    api: Api, client: httpx.AsyncClient, name: str
+) -> None:
+    """Found by schemathesis: NUL and unpaired surrogates used to reach PostgreSQL (500)."""
+    owner = await api.user()
+    body = '{"name": "' + name.encode("unicode_escape").decode().replace("\\x00", "\\u0000") + '"}'
+    response = await client.post(
+        "/orgs",
+        content=body.encode(),
+        headers={**owner.headers, "content-type": "application/json"},
+    )
+    assert_problem(response, 422)

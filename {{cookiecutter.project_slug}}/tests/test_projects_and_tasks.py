@@ -118,3 +118,19 @@ async def test_members_edit_only_their_own_or_unassigned_tasks(
         f"/orgs/{org}/tasks/{unassigned['id']}", json={"status": "done"}, headers=bob.headers
     )
     assert on_unassigned.status_code == 200
+
+
+async def test_completed_at_follows_the_status(
+    api: Api, client: httpx.AsyncClient, owner: User
+) -> None:
+    org = await api.org(owner)
+    project = await api.project(org, owner)
+    task = await api.task(org, owner, TaskFactory.payload(project["id"], status="todo"))
+    assert task["completed_at"] is None
+    url = f"/orgs/{org}/tasks/{task['id']}"
+    done = (await client.patch(url, json={"status": "done"}, headers=owner.headers)).json()
+    assert done["completed_at"] is not None
+    renamed = (await client.patch(url, json={"title": "still done"}, headers=owner.headers)).json()
+    assert renamed["completed_at"] == done["completed_at"]
+    reopened = (await client.patch(url, json={"status": "todo"}, headers=owner.headers)).json()
+    assert reopened["completed_at"] is None

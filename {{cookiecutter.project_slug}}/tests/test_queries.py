@@ -1,4 +1,9 @@
-"""Statement counts per request: the task list costs the same at 5 rows and at 50 (no N+1)."""
+"""SQL statements per request, against the budgets in perf/budgets.yaml.
+
+A list endpoint costs the same number of statements at 5 rows and at 50 (no N+1), and no
+critical endpoint exceeds its declared budget. Reads are measured with the membership cache
+warm, as in steady state: authorisation then costs no statement.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +12,19 @@ from contextlib import contextmanager
 from typing import Any
 
 import httpx
+import pytest
+import yaml
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
-from .api import Api
+from {{ cookiecutter.package_name }}.cli import PROJECT_ROOT
+
+from .api import Api, User
 from .factories import TaskFactory
+
+BUDGETS: dict[str, int] = yaml.safe_load(
+    (PROJECT_ROOT / "perf" / "budgets.yaml").read_text(encoding="utf-8")
+)["queries"]
 
 
 @contextmanager
@@ -29,22 +42,41 @@ def count_statements() -> Iterator[list[str]]:
         event.remove(Engine, "before_cursor_execute", record)
 
 
-async def test_task_list_is_constant_in_page_size(api: Api, client: httpx.AsyncClient) -> None:
+@pytest.fixture
+async def seeded(api: Api) -> tuple[User, dict[str, str]]:
     owner = await api.user()
     org = await api.org(owner)
     projects = [await api.project(org, owner) for _ in range(3)]
-    for i in range(50):
-        await api.task(org, owner, TaskFactory.payload(projects[i % 3]["id"]))
+    tasks = [
+        await api.task(org, owner, TaskFactory.payload(projects[i % 3]["id"])) for i in range(50)
+    ]
+    return owner, {"org_id": org, "project_id": projects[0]["id"], "task_id": tasks[0]["id"]}
 
-    counts = {}
-    for limit in (5, 50):
-        with count_statements() as statements:
-            page = await client.get(
-                f"/orgs/{org}/tasks", params={"limit": limit}, headers=owner.headers
-            )
-        assert page.status_code == 200
-        assert len(page.json()["items"]) == limit
-        counts[limit] = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
-    assert len(counts[5]) == len(counts[50])
-    # The budget: one membership lookup (RBAC) + one page query with its projects joined.
-    assert len(counts[50]) <= 2, counts[50]
+
+async def _statements(
+    client: httpx.AsyncClient, owner: User, route: str, ids: dict[str, str], limit: int
+) -> list[str]:
+    method, template = route.split(" ", 1)
+    path = template.format(**ids)
+    body = TaskFactory.payload(ids["project_id"]) if method == "POST" else None
+    params = (
+        {"limit": limit} if method == "GET" and template.endswith(("tasks", "projects")) else {}
+    )
+    with count_statements() as statements:
+        response = await client.request(
+            method, path, json=body, params=params, headers=owner.headers
+        )
+    assert response.status_code < 300, response.text
+    return statements
+
+
+@pytest.mark.parametrize("route", sorted(BUDGETS))
+async def test_statement_budget(
+    client: httpx.AsyncClient, seeded: tuple[User, dict[str, str]], route: str
+) -> None:
+    owner, ids = seeded
+    await _statements(client, owner, route, ids, limit=5)  # warm the membership cache
+    small = await _statements(client, owner, route, ids, limit=5)
+    large = await _statements(client, owner, route, ids, limit=50)
+    assert len(small) == len(large), f"{route} grows with the page size:\n" + "\n".join(large)
+    assert len(large) <= BUDGETS[route], f"{route}: {len(large)} statements:\n" + "\n".join(large)

@@ -89,3 +89,19 @@ async def test_bad_external_key_is_a_422(api: Api, client: httpx.AsyncClient) ->
         headers=owner.headers,
     )
     assert response.status_code == 422
+
+
+async def test_upsert_keeps_the_first_completion_time(api: Api, client: httpx.AsyncClient) -> None:
+    owner = await api.user()
+    org = await api.org(owner)
+    project = await api.project(org, owner)
+    url = f"/orgs/{org}/tasks/by-key/DONE-1"
+    body = {"project_id": project["id"], "title": "t", "status": "done"}
+    first = (await client.put(url, json=body, headers=owner.headers)).json()
+    renamed = (await client.put(url, json={**body, "title": "t2"}, headers=owner.headers)).json()
+    assert first["completed_at"] is not None
+    assert renamed["completed_at"] == first["completed_at"]
+    reopened = (
+        await client.put(url, json={**body, "status": "todo"}, headers=owner.headers)
+    ).json()
+    assert reopened["completed_at"] is None

@@ -4,52 +4,76 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
+from fastapi.routing import APIRoute, iter_route_contexts
 from redis.asyncio import Redis
 
 from {{ cookiecutter.package_name }} import __version__
+from {{ cookiecutter.package_name }}.cache import build_cache
+from {{ cookiecutter.package_name }}.cache.schema_version import schema_version
 from {{ cookiecutter.package_name }}.db.engines import Database
 from {{ cookiecutter.package_name }}.db.read_your_writes import ConsistencyTokens
 from {{ cookiecutter.package_name }}.db.unit_of_work import UnitOfWorkMiddleware
-from {{ cookiecutter.package_name }}.errors import install_error_handlers
+from {{ cookiecutter.package_name }}.errors import PROBLEM_RESPONSES, install_error_handlers, problem_openapi
 from {{ cookiecutter.package_name }}.flags import open_flags
 from {{ cookiecutter.package_name }}.health import router as health_router
 from {{ cookiecutter.package_name }}.idempotency import IdempotencyMiddleware
+from {{ cookiecutter.package_name }}.observability.exposition import metrics_endpoint
 from {{ cookiecutter.package_name }}.observability.logging import configure_logging
+from {{ cookiecutter.package_name }}.observability.middleware import RequestTelemetryMiddleware
+from {{ cookiecutter.package_name }}.observability.telemetry import start_telemetry
 from {{ cookiecutter.package_name }}.pagination import CursorCodec
 from {{ cookiecutter.package_name }}.resources.orgs.router import router as orgs_router
 from {{ cookiecutter.package_name }}.resources.projects.router import router as projects_router
+from {{ cookiecutter.package_name }}.resources.projects.schemas import ProjectOut
+from {{ cookiecutter.package_name }}.resources.stats.router import router as stats_router
 from {{ cookiecutter.package_name }}.resources.tasks.router import router as tasks_router
+from {{ cookiecutter.package_name }}.resources.tasks.schemas import TaskOut
 from {{ cookiecutter.package_name }}.resources.users.router import router as users_router
+from {{ cookiecutter.package_name }}.security.membership_cache import MembershipCache
 from {{ cookiecutter.package_name }}.security.passwords import Passwords
+from {{ cookiecutter.package_name }}.security.rate_limit import LoginThrottle
 from {{ cookiecutter.package_name }}.security.rbac import load_policy
 from {{ cookiecutter.package_name }}.security.tenancy import RBAC_ACTION_ATTR
 from {{ cookiecutter.package_name }}.security.tokens import Tokens
 from {{ cookiecutter.package_name }}.settings import Settings, get_settings
 
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace.export import SpanExporter
+
+
+def api_routes(app: FastAPI) -> dict[str, Any]:
+    """`{"METHOD /path": route}` for every API route, with routers' prefixes applied."""
+    found: dict[str, Any] = {}
+    for context in iter_route_contexts(app.routes):
+        if isinstance(context.original_route, APIRoute):
+            for method in sorted(context.methods or ()):
+                found[f"{method} {context.path}"] = context
+    return found
+
 
 def declared_actions(app: FastAPI) -> dict[str, str]:
     """`{"METHOD /path": "resource:action"}` for every route guarded by `authorize()`."""
     found: dict[str, str] = {}
-    for route in app.routes:
-        dependant = getattr(route, "dependant", None)
-        if dependant is None:
-            continue
-        stack = list(dependant.dependencies)
+    for key, route in api_routes(app).items():
+        stack = list(route.dependant.dependencies)
         while stack:
             dep = stack.pop()
             action = getattr(dep.call, RBAC_ACTION_ATTR, None)
             if action is not None:
-                for method in sorted(getattr(route, "methods", ())):
-                    found[f"{method} {getattr(route, 'path', '')}"] = action
+                found[key] = action
             stack.extend(dep.dependencies)
     return found
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the ASGI application; nothing is opened until the lifespan starts."""
+def create_app(
+    settings: Settings | None = None, *, span_exporter: SpanExporter | None = None
+) -> FastAPI:
+    """Build the ASGI application; nothing is opened until the lifespan starts.
+
+    `span_exporter` (tests, scripts) receives every finished span, besides OTLP."""
     settings = settings or get_settings()
     configure_logging(settings.log_level, json=settings.json_logs)
 
@@ -59,11 +83,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         unknown = {a for a in declared_actions(app).values() if a not in policy.actions}
         if unknown:
             raise RuntimeError(f"routes declare actions missing from the policy: {sorted(unknown)}")
+        # Feature flags (issue 8): an OpenFeature provider of this app's own; a bad flags file
+        # stops the start-up here, before anything is opened.
+        flags, flags_provider = open_flags(settings.flags_file, settings.service_name)
         secret = settings.secret_key.get_secret_value()
         db = Database(settings)
         redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
-        # Feature flags (issue 8): an OpenFeature provider of this app's own.
-        flags, flags_provider = open_flags(settings.flags_file, settings.service_name)
+        throttle = LoginThrottle(
+            settings.login_limit_per_account, settings.login_limit_per_address, settings.redis_url
+        )
+        # Cache keys carry the schema version, computed once here (alembic head + shapes).
+        cache = build_cache(settings, schema_version([ProjectOut, TaskOut]))
+        telemetry = start_telemetry(app, settings, db, redis, span_exporter=span_exporter)
         try:
             yield {
                 "settings": settings,
@@ -74,10 +105,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "passwords": Passwords(settings),
                 "cursors": CursorCodec(secret),
                 "consistency": ConsistencyTokens(secret, settings.read_your_writes_seconds),
+                "login_throttle": throttle,
+                "memberships": MembershipCache(settings.membership_cache_seconds),
+                "cache": cache,
+                **telemetry.state,
                 "flags": flags,
             }
         finally:
             flags_provider.shutdown()
+            telemetry.shutdown()
+            await cache.close()
+            await throttle.close()
             if redis is not None:
                 await redis.aclose()
             await db.dispose()
@@ -92,6 +130,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Added last = runs first: the unit of work wraps idempotency, which wraps the routes.
     app.add_middleware(IdempotencyMiddleware)
     app.add_middleware(UnitOfWorkMiddleware)
+    # Outermost of ours: its timing and status class include the unit of work's commit.
+    app.add_middleware(RequestTelemetryMiddleware)
+    if not settings.metrics_port:
+        app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
     for router in (health_router, users_router, orgs_router, projects_router, tasks_router):
-        app.include_router(router)
+        app.include_router(router, responses=PROBLEM_RESPONSES)
+    app.include_router(stats_router, responses=PROBLEM_RESPONSES)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = problem_openapi(FastAPI.openapi(app))
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app

@@ -9,6 +9,7 @@ import typer
 
 if TYPE_CHECKING:
     from alembic.config import Config
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 app = typer.Typer(help="{{ cookiecutter.project_name }} operations.", no_args_is_help=True)
 
@@ -65,6 +66,225 @@ def downgrade(
 
     command.downgrade(_alembic_config(), revision)
     typer.echo(f"database at revision {revision}")
+
+
+@app.command("rbac-matrix")
+def rbac_matrix(
+    output_format: Annotated[
+        str, typer.Option("--format", help="md (a review-friendly table) or json.")
+    ] = "md",
+    policy: Annotated[
+        Path | None, typer.Option(help="Policy file (default: the configured one).")
+    ] = None,
+) -> None:
+    """Print the resolved roles x actions matrix of policy/rbac.yaml."""
+    from {{ cookiecutter.package_name }}.security.rbac import (
+        PolicyError,
+        load_policy,
+        render_json,
+        render_markdown,
+    )
+    from {{ cookiecutter.package_name }}.settings import get_settings
+
+    try:
+        resolved = load_policy(policy or get_settings().rbac_policy_path)
+    except PolicyError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
+    if output_format not in ("md", "json"):
+        raise typer.BadParameter("use md or json", param_hint="--format")
+    typer.echo(
+        render_markdown(resolved) if output_format == "md" else render_json(resolved), nl=False
+    )
+
+
+def _engine() -> AsyncEngine:
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from {{ cookiecutter.package_name }}.settings import get_settings
+
+    return create_async_engine(get_settings().database_url)
+
+
+@app.command()
+def seed(
+    tasks: Annotated[int, typer.Option(help="How many tasks to create.")] = 1_000_000,
+    projects: Annotated[int, typer.Option(help="Spread over this many projects.")] = 100,
+    owner_email: Annotated[str, typer.Option(help="Owner account (created if missing).")] = (
+        "perf-owner@example.com"
+    ),
+    password: Annotated[str, typer.Option(help="Its password.", envvar="SEED_PASSWORD")] = (
+        "perf-owner-password"  # noqa: S107 - a seeded benchmark account, never production
+    ),
+) -> None:
+    """Seed one organization with a production-sized task table (COPY on PostgreSQL)."""
+    import asyncio
+    import time
+
+    from argon2 import PasswordHasher
+
+    from {{ cookiecutter.package_name }}.db.seed import seed as run_seed
+
+    async def go() -> None:
+        engine = _engine()
+        started = time.perf_counter()
+        try:
+            done = await run_seed(
+                engine,
+                tasks=tasks,
+                projects=projects,
+                owner_email=owner_email,
+                password_hash=PasswordHasher().hash(password),
+            )
+        finally:
+            await engine.dispose()
+        typer.echo(
+            f"seeded org {done.org_id}: {done.tasks} tasks in {projects} projects "
+            f"in {time.perf_counter() - started:.1f}s (owner {done.owner_email})"
+        )
+
+    asyncio.run(go())
+
+
+@app.command("explain-check")
+def explain_check(
+    budgets: Annotated[Path, typer.Option(help="Budget file.")] = PROJECT_ROOT
+    / "perf"
+    / "budgets.yaml",
+) -> None:
+    """EXPLAIN the critical queries on the seeded database; exit 1 over budget or on a seq scan."""
+    import asyncio
+
+    from {{ cookiecutter.package_name }}.db.explain import explain_check as run
+    from {{ cookiecutter.package_name }}.db.explain import render
+
+    async def go() -> bool:
+        engine = _engine()
+        try:
+            outcomes = await run(engine, budgets)
+        finally:
+            await engine.dispose()
+        typer.echo(render(outcomes))
+        return all(o.ok for o in outcomes)
+
+    if not asyncio.run(go()):
+        raise typer.Exit(1)
+
+
+# --- Warm-up after a deploy (issue 4) ---
+@app.command()
+def warmup(
+    base_url: Annotated[str, typer.Option(help="The service to warm, e.g. http://127.0.0.1:8000.")],
+    token: Annotated[
+        str | None,
+        typer.Option(envvar="{{ cookiecutter.package_name|upper }}_WARMUP_TOKEN", help="A bearer token to use as is."),
+    ] = None,
+    email: Annotated[
+        str | None,
+        typer.Option(envvar="{{ cookiecutter.package_name|upper }}_WARMUP_EMAIL", help="Log in as this user..."),
+    ] = None,
+    password: Annotated[
+        str | None,
+        typer.Option(envvar="{{ cookiecutter.package_name|upper }}_WARMUP_PASSWORD", help="...with this password."),
+    ] = None,
+    path: Annotated[
+        list[str] | None,
+        typer.Option(
+            envvar="{{ cookiecutter.package_name|upper }}_WARMUP_PATHS",
+            help="A read path template to warm (repeat); default: the critical read paths.",
+        ),
+    ] = None,
+    max_requests: Annotated[int, typer.Option(min=1, help="Cap on requests sent.")] = 500,
+    concurrency: Annotated[int, typer.Option(min=1, help="Requests in flight at once.")] = 8,
+    timeout: Annotated[float, typer.Option(min=0.1, help="Per-request timeout (s).")] = 5.0,
+) -> None:
+    """Send a bounded burst of GETs to the critical read paths; exit 1 if unhealthy."""
+    import asyncio
+
+    import httpx
+
+    from {{ cookiecutter.package_name }}.warmup import DEFAULT_PATHS, WarmupError, render, warm
+
+    async def run() -> int:
+        async with httpx.AsyncClient(base_url=base_url, timeout=timeout) as client:
+            try:
+                report = await warm(
+                    client,
+                    token=token,
+                    email=email,
+                    password=password,
+                    paths=path or DEFAULT_PATHS,
+                    max_requests=max_requests,
+                    concurrency=concurrency,
+                )
+            except (WarmupError, httpx.HTTPError) as exc:
+                typer.echo(f"warm-up failed: {exc}", err=True)
+                return 1
+        for line in render(report):
+            typer.echo(line)
+        return 0 if report.healthy else 1
+
+    raise typer.Exit(asyncio.run(run()))
+
+
+# --- Observability: SLO rules and domain dashboards rendered from slo.yaml ---
+SLO_FILE = PROJECT_ROOT / "slo.yaml"
+RULES_FILE = PROJECT_ROOT / "deploy" / "prometheus" / "rules.yaml"
+DASHBOARDS_DIR = PROJECT_ROOT / "deploy" / "grafana" / "dashboards"
+
+
+@app.command("slo-rules")
+def slo_rules(
+    slo: Annotated[Path, typer.Option(help="The SLO declarations.")] = SLO_FILE,
+    output: Annotated[
+        str,
+        typer.Option(help="Rule file to write ('-' prints it); its promtool test goes beside it."),
+    ] = str(RULES_FILE),
+) -> None:
+    """Render Prometheus recording + burn-rate alerting rules (and their promtool test)."""
+    from {{ cookiecutter.package_name }}.observability.slo import (
+        SLOError,
+        dump_yaml,
+        load_slos,
+        render_rule_tests,
+        render_rules,
+    )
+
+    try:
+        spec = load_slos(slo)
+    except SLOError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
+    rules = dump_yaml(render_rules(spec))
+    if output == "-":
+        typer.echo(rules, nl=False)
+        return
+    target = Path(output)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(rules, encoding="utf-8")
+    tests = target.with_name(target.stem + ".test.yaml")
+    tests.write_text(dump_yaml(render_rule_tests(spec, target.name)), encoding="utf-8")
+    typer.echo(f"wrote {target} and {tests}")
+
+
+@app.command()
+def dashboards(
+    slo: Annotated[Path, typer.Option(help="The SLO declarations (domains).")] = SLO_FILE,
+    output: Annotated[Path, typer.Option(help="Directory for the JSON files.")] = DASHBOARDS_DIR,
+) -> None:
+    """Render one Grafana dashboard per domain of slo.yaml."""
+    from {{ cookiecutter.package_name }}.observability.dashboards import render_dashboards
+    from {{ cookiecutter.package_name }}.observability.slo import SLOError, load_slos
+
+    try:
+        spec = load_slos(slo)
+    except SLOError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
+    output.mkdir(parents=True, exist_ok=True)
+    for name, text in render_dashboards(spec).items():
+        (output / name).write_text(text, encoding="utf-8")
+        typer.echo(f"wrote {output / name}")
 
 
 # --- schema drift (issue 8): the scheduled drift workflow runs `make drift` ---

@@ -11,13 +11,17 @@ from typing import Annotated
 from fastapi import Depends, Query, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from {{ cookiecutter.package_name }}.cache.store import VersionedCache
+from {{ cookiecutter.package_name }}.db.engines import Database
 from {{ cookiecutter.package_name }}.db.session import get_session
 from {{ cookiecutter.package_name }}.db.unit_of_work import UnitOfWork
 from {{ cookiecutter.package_name }}.errors import ProblemError
 from {{ cookiecutter.package_name }}.flags import FlagsDep as FlagsDep  # feature flags (issue 8), re-exported
 from {{ cookiecutter.package_name }}.pagination import CursorCodec, PageParams
 from {{ cookiecutter.package_name }}.security.auth import current_principal
+from {{ cookiecutter.package_name }}.security.membership_cache import MembershipCache
 from {{ cookiecutter.package_name }}.security.passwords import Passwords
+from {{ cookiecutter.package_name }}.security.rate_limit import LoginThrottle
 from {{ cookiecutter.package_name }}.security.rbac import Policy
 from {{ cookiecutter.package_name }}.security.tokens import Principal, Tokens
 from {{ cookiecutter.package_name }}.settings import Settings
@@ -41,6 +45,16 @@ def _passwords(request: Request) -> Passwords:
 def _tokens(request: Request) -> Tokens:
     tokens: Tokens = request.state.tokens
     return tokens
+
+
+def _throttle(request: Request) -> LoginThrottle:
+    throttle: LoginThrottle = request.state.login_throttle
+    return throttle
+
+
+def _memberships(request: Request) -> MembershipCache:
+    memberships: MembershipCache = request.state.memberships
+    return memberships
 
 
 def _cursors(request: Request) -> CursorCodec:
@@ -80,7 +94,24 @@ UnitOfWorkDep = Annotated[UnitOfWork, Depends(_uow)]
 SettingsDep = Annotated[Settings, Depends(_settings)]
 PasswordsDep = Annotated[Passwords, Depends(_passwords)]
 TokensDep = Annotated[Tokens, Depends(_tokens)]
+ThrottleDep = Annotated[LoginThrottle, Depends(_throttle)]
+MembershipsDep = Annotated[MembershipCache, Depends(_memberships)]
 CursorsDep = Annotated[CursorCodec, Depends(_cursors)]
 PolicyDep = Annotated[Policy, Depends(_policy)]
 PageQuery = Annotated[PageParams, Depends(_page_params)]
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+
+
+# --- Cache and database handles (issue 4) ---
+def _cache(request: Request) -> VersionedCache:
+    cache: VersionedCache = request.state.cache
+    return cache
+
+
+def _database(request: Request) -> Database:
+    db: Database = request.state.db
+    return db
+
+
+CacheDep = Annotated[VersionedCache, Depends(_cache)]
+DatabaseDep = Annotated[Database, Depends(_database)]

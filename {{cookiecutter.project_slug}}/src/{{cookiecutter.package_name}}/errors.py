@@ -13,6 +13,8 @@ import orjson
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from opentelemetry import trace
+from pydantic import BaseModel, ConfigDict
 from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
@@ -21,6 +23,45 @@ PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_TYPE_BASE = "https://errors.{{ cookiecutter.project_slug }}.dev/"
 
 log = structlog.get_logger(__name__)
+
+
+class FieldError(BaseModel):
+    """One invalid field of a 422."""
+
+    location: str
+    message: str
+    type: str
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details, the body of every 4xx/5xx response."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
+    errors: list[FieldError] | None = None
+
+    model_config = ConfigDict(extra="allow")
+
+
+# Documented on every route, so clients and schema-driven tests know the error shape.
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    code: {"model": Problem, "description": HTTPStatus(code).phrase}
+    for code in (400, 401, 403, 404, 409, 422, 429, 500)
+}
+
+
+def problem_openapi(schema: dict[str, Any]) -> dict[str, Any]:
+    """Declare error responses as `application/problem+json`, the media type they are sent as."""
+    for path in schema.get("paths", {}).values():
+        for operation in path.values():
+            for code, response in operation.get("responses", {}).items():
+                content = response.get("content", {})
+                if str(code)[0] in "45" and "application/json" in content:
+                    content["application/problem+json"] = content.pop("application/json")
+    return schema
 
 
 class ProblemError(Exception):
@@ -79,6 +120,12 @@ def problem_response(
     if instance:
         body["instance"] = instance
     body.update(extensions)
+    # The trace id lets a user's report of this error be found among the traces and logs.
+    span_context = trace.get_current_span().get_span_context()
+    if span_context.is_valid:
+        trace_id = format(span_context.trace_id, "032x")
+        body.setdefault("trace_id", trace_id)
+        headers = {**(headers or {}), "X-Trace-Id": trace_id}
     return Response(
         orjson.dumps(body), status_code=status, headers=headers, media_type=PROBLEM_MEDIA_TYPE
     )

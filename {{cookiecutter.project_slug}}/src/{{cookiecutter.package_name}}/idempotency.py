@@ -100,7 +100,7 @@ class IdempotencyMiddleware:
             return
         headers = dict(scope["headers"])
         raw_key = headers.get(HEADER)
-        principal_id = self._caller(scope, headers)
+        principal_id = await self._caller(scope, headers) if raw_key is not None else None
         if raw_key is None or principal_id is None:
             await self.app(scope, receive, send)
             return
@@ -151,14 +151,14 @@ class IdempotencyMiddleware:
 
         await self._run_and_store(scope, receive, send, uow, request)
 
-    def _caller(self, scope: Scope, headers: dict[bytes, bytes]) -> uuid.UUID | None:
+    async def _caller(self, scope: Scope, headers: dict[bytes, bytes]) -> uuid.UUID | None:
         auth = headers.get(b"authorization", b"").decode("latin-1")
         scheme, _, token = auth.partition(" ")
         if scheme.lower() != "bearer" or not token:
             return None
         tokens: Tokens = scope["state"]["tokens"]
         try:
-            return tokens.verify(token).user_id
+            return (await tokens.verify_async(token)).user_id
         except InvalidTokenError:
             return None
 

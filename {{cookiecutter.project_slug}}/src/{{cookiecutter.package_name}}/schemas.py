@@ -18,9 +18,21 @@ def normalise_email(value: str) -> str:
         raise ValueError(str(exc)) from None
 
 
+def storable_text(value: str) -> str:
+    """Refuse what no database column can hold: NUL characters and unpaired surrogates."""
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    if any("\ud800" <= ch <= "\udfff" for ch in value):
+        raise ValueError("must be valid Unicode (unpaired surrogate found)")
+    return value
+
+
+# Every free-text field is at least this: any Unicode a database can store.
+Text = Annotated[str, AfterValidator(storable_text)]
+
 # Unicode local parts and IDN domains are valid; the stored form is NFC with a lower-cased domain.
-Email = Annotated[str, StringConstraints(max_length=320), AfterValidator(normalise_email)]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Email = Annotated[Text, StringConstraints(max_length=320), AfterValidator(normalise_email)]
+Name = Annotated[Text, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 
 
 def email_key(email: str) -> str:

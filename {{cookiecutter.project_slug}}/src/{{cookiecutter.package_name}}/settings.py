@@ -74,6 +74,19 @@ class Settings(BaseSettings):
     jwt_issuer: str = "{{ cookiecutter.project_slug }}"
     jwt_audience: str = "{{ cookiecutter.project_slug }}-api"
     access_token_minutes: int = Field(default=30, ge=1, le=24 * 60)
+    # HS256: tokens minted and checked with SECRET_KEY (dev, single service). RS256: tokens of an
+    # identity provider, checked with its public key (PEM) or its JWKS URL; this service mints
+    # RS256 tokens itself only when it is given the private key.
+    jwt_algorithm: Literal["HS256", "RS256"] = "HS256"
+    jwt_public_key: str | None = None
+    jwt_private_key: SecretStr | None = None
+    jwt_jwks_url: str | None = None
+    jwt_leeway_seconds: int = Field(default=30, ge=0, le=300)
+    # How long a read may trust a cached membership role (0 disables the cache).
+    membership_cache_seconds: float = Field(default=5.0, ge=0, le=60)
+    # Login throttling ("N per period", see the `limits` package's notation).
+    login_limit_per_account: str = "10 per 15 minutes"
+    login_limit_per_address: str = "100 per 15 minutes"
     # argon2id cost; RFC 9106's second recommended profile. Tests lower it to stay fast.
     argon2_time_cost: int = Field(default=3, ge=1)
     argon2_memory_kib: int = Field(default=65536, ge=64)
@@ -88,6 +101,33 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool | None = None  # None: JSON everywhere except dev
 
+    # --- Cache (Redis, see cache/): read-through for single objects behind a circuit breaker ---
+    cache_enabled: bool = True  # only effective with REDIS_URL set
+    cache_namespace: str = "{{ cookiecutter.project_slug }}"
+    cache_project_ttl_seconds: int = Field(default=300, ge=1)
+    cache_task_ttl_seconds: int = Field(default=120, ge=1)
+    # Every cache call to Redis gives up after this long; a slow Redis only costs this much.
+    cache_timeout_seconds: float = Field(default=0.05, gt=0, le=5)
+    # The breaker opens after this many failed Redis calls within the window...
+    cache_breaker_failures: int = Field(default=5, ge=1)
+    cache_breaker_window_seconds: float = Field(default=10.0, gt=0)
+    # ...stays open this long, then lets one trial call decide whether to close.
+    cache_breaker_cooldown_seconds: float = Field(default=5.0, gt=0)
+    # Organization stats: counts up to this many rows are exact; above, planner estimates.
+    stats_exact_count_limit: int = Field(default=1000, ge=0)
+    # --- Observability: tracing, metrics exposition ---
+    # Tracing is on by default: trace ids reach logs and responses even when nothing exports.
+    tracing_enabled: bool = True
+    # OTLP/HTTP collector base URL (e.g. http://otel-collector:4318); unset: spans not exported.
+    otlp_endpoint: str | None = Field(
+        default=None, validation_alias=_env("OTEL_EXPORTER_OTLP_ENDPOINT")
+    )
+    trace_sample_ratio: float = Field(default=1.0, ge=0.0, le=1.0)
+    # /metrics: bearer token; None means open in dev/test and refused in production.
+    metrics_token: SecretStr | None = None
+    # Serve metrics on their own port instead of the app's /metrics (0 or unset: same app).
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    metrics_host: str = "0.0.0.0"  # noqa: S104 - a scrape target listens on the pod's address
     # --- feature flags (issue 8: flags.py) ---
     # A YAML file of flag overrides (`ai-summary: true`); Kubernetes mounts a ConfigMap here.
     flags_file: Path | None = None
@@ -101,6 +141,8 @@ class Settings(BaseSettings):
     def _production_is_safe(self) -> Self:
         if self.page_size_default > self.page_size_max:
             raise ValueError("page_size_default must not exceed page_size_max")
+        if self.jwt_algorithm == "RS256" and not (self.jwt_public_key or self.jwt_jwks_url):
+            raise ValueError("jwt_algorithm RS256 needs JWT_PUBLIC_KEY or JWT_JWKS_URL")
         if self.environment == "production":
             secret = self.secret_key.get_secret_value()
             if secret == DEV_SECRET or len(secret) < MIN_SECRET_LENGTH:

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import or_, select
+from sqlalchemy import ColumnElement, literal_column, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -36,6 +36,11 @@ class Upserted(Generic[ModelT]):
     outcome: Outcome
 
 
+def excluded(name: str) -> ColumnElement[Any]:
+    """The proposed value of column `name` inside ON CONFLICT DO UPDATE (both dialects)."""
+    return literal_column(f"excluded.{name}")
+
+
 async def upsert(
     session: AsyncSession,
     model: type[ModelT],
@@ -43,14 +48,19 @@ async def upsert(
     *,
     conflict: Sequence[str],
     update: Sequence[str],
+    derived: Mapping[str, ColumnElement[Any]] | None = None,
 ) -> Upserted[ModelT]:
-    """Insert `values`, or update the `update` columns of the row matching `conflict`."""
+    """Insert `values`, or update the `update` columns of the row matching `conflict`.
+
+    `derived` columns are set on update by SQL expressions (which may use `excluded(...)`)
+    but do not count as a change on their own."""
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     table = model.__table__
     stmt = insert(model).values(**values)
     changed = or_(*(table.c[name].is_distinct_from(stmt.excluded[name]) for name in update))
-    set_ = {name: stmt.excluded[name] for name in update}
+    set_: dict[str, Any] = {name: stmt.excluded[name] for name in update}
+    set_.update(derived or {})
     if "updated_at" in table.c and "updated_at" in values:
         set_["updated_at"] = stmt.excluded["updated_at"]
     stmt = stmt.on_conflict_do_update(index_elements=list(conflict), set_=set_, where=changed)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge, Histogram
 
 DB_READS = Counter(
     "app_db_reads_total", "Read sessions opened, by the server that served them.", ["role"]
@@ -15,4 +15,46 @@ PERMISSION_DENIALS = Counter(
 )
 IDEMPOTENT_REPLAYS = Counter(
     "app_idempotent_replays_total", "Write requests answered from a stored idempotent response."
+)
+
+# --- Cache (cache/store.py) and its circuit breaker ---
+CACHE_REQUESTS = Counter(
+    "app_cache_requests_total",
+    "Cached reads by outcome: hit, miss, error (Redis failed), bypass (not asked).",
+    ["resource", "result"],
+)
+CACHE_REDIS_CALLS = Counter(
+    "app_cache_redis_calls_total", "Redis calls the cache attempted, by outcome.", ["outcome"]
+)
+CACHE_BREAKER_STATE = Gauge(
+    "app_cache_breaker_state", "Cache circuit breaker: 0 closed, 1 half-open, 2 open."
+)
+CACHE_BREAKER_TRANSITIONS = Counter(
+    "app_cache_breaker_transitions_total", "Cache breaker state changes, by new state.", ["to"]
+)
+CACHE_INVALIDATIONS = Counter(
+    "app_cache_invalidations_total", "After-commit invalidations: ok or lost.", ["outcome"]
+)
+CACHE_RESYNCS = Counter(
+    "app_cache_resyncs_total", "Namespace epoch replacements after lost invalidations."
+)
+CACHE_DECODE_ERRORS = Counter(
+    "app_cache_decode_errors_total", "Cached values that failed to decode (dropped, a miss)."
+)
+
+# --- HTTP server metrics (observability/middleware.py) ---
+# Names and labels are an interface: slo.yaml's rules, the dashboards and the canary analysis
+# of the delivery pipeline query them. `route` is the route template, never the raw path.
+# Latency SLO thresholds (slo.yaml) must be one of these bucket bounds.
+HTTP_DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+HTTP_REQUEST_DURATION = Histogram(
+    "app_http_request_duration_seconds",
+    "Time from request to last response byte, by route template and method.",
+    ["route", "method"],
+    buckets=HTTP_DURATION_BUCKETS,
+)
+HTTP_REQUESTS = Counter(
+    "app_http_requests_total",
+    "Responses by route template, method and status class (2xx..5xx).",
+    ["route", "method", "status_class"],
 )

@@ -31,7 +31,7 @@ async def current_principal(
         raise NotAuthenticatedError()
     tokens: Tokens = request.state.tokens
     try:
-        return tokens.verify(token)
+        return await tokens.verify_async(token)
     except InvalidTokenError:
         raise NotAuthenticatedError(
             "The access token is invalid or expired; log in again."

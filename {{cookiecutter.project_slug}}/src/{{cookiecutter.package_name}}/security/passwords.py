@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+from pathlib import Path
+
 import anyio.to_thread
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -34,3 +37,25 @@ class Passwords:
             )
         except (VerificationError, InvalidHashError):
             return False
+
+
+_COMMON_PASSWORDS_FILE = Path(__file__).with_name("common-passwords.txt")
+
+
+@lru_cache(maxsize=1)
+def common_passwords() -> frozenset[str]:
+    """The bundled list of the most common passwords, lower-cased."""
+    lines = _COMMON_PASSWORDS_FILE.read_text(encoding="utf-8").splitlines()
+    return frozenset(line.strip() for line in lines if line.strip() and not line.startswith("#"))
+
+
+def password_problem(password: str, email: str, min_length: int) -> str | None:
+    """Why this password is refused at registration, or None when it is acceptable."""
+    if len(password) < min_length:
+        return f"The password must be at least {min_length} characters long."
+    lowered = password.casefold()
+    if lowered in common_passwords() or lowered.replace(" ", "") in common_passwords():
+        return "This password is one of the most commonly used; choose another."
+    if lowered == email.casefold().partition("@")[0]:
+        return "The password must not be your email address."
+    return None

@@ -6,6 +6,7 @@ policy that half-loads is a security bug. Lookups are set membership: no I/O.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -216,3 +217,28 @@ def load_policy(path: Path) -> Policy:
 def policy_as_dict(policy: Policy) -> dict[str, Any]:
     """The resolved matrix as plain data (for JSON rendering and snapshots)."""
     return {"roles": list(policy.roles), "matrix": policy.matrix()}
+
+
+def render_markdown(policy: Policy) -> str:
+    """The roles x actions table as Markdown, one row per action, in policy order."""
+    matrix = policy.matrix()
+    lines = [
+        "| action | " + " | ".join(policy.roles) + " |",
+        "|---|" + "---|" * len(policy.roles),
+    ]
+    for action, row in matrix.items():
+        cells = [
+            "✅"
+            if v == "allow"
+            else "❌"
+            if v == "deny"
+            else f"✅ if {v.removeprefix('allow if ')}"
+            for v in (row[role] for role in policy.roles)
+        ]
+        lines.append(f"| `{action}` | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def render_json(policy: Policy) -> str:
+    """The resolved matrix as stable, indented JSON."""
+    return json.dumps(policy_as_dict(policy), indent=2, ensure_ascii=False) + "\n"

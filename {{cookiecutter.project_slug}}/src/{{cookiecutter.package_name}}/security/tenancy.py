@@ -14,14 +14,17 @@ from typing import Any
 import structlog
 from fastapi import Depends, Request
 from fastapi.params import Depends as DependsParam
+from opentelemetry import trace
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from {{ cookiecutter.package_name }}.db.session import get_session
+from {{ cookiecutter.package_name }}.db.unit_of_work import SAFE_METHODS
 from {{ cookiecutter.package_name }}.errors import NotFoundError, ProblemError
 from {{ cookiecutter.package_name }}.observability.metrics import PERMISSION_DENIALS
 from {{ cookiecutter.package_name }}.resources.orgs.model import Membership
 from {{ cookiecutter.package_name }}.security.auth import current_principal
+from {{ cookiecutter.package_name }}.security.membership_cache import MembershipCache
 from {{ cookiecutter.package_name }}.security.rbac import Policy
 from {{ cookiecutter.package_name }}.security.tokens import Principal
 
@@ -88,7 +91,19 @@ def authorize(action: str) -> Any:
         session: AsyncSession = Depends(get_session),
     ) -> OrgAccess:
         policy: Policy = request.state.policy
-        role = await membership_role(session, org_id, principal.user_id)
+        # Every later log line and the request's span say whose request this is.
+        structlog.contextvars.bind_contextvars(org_id=str(org_id), user_id=str(principal.user_id))
+        span = trace.get_current_span()
+        span.set_attribute("app.org_id", str(org_id))
+        span.set_attribute("enduser.id", str(principal.user_id))
+        cache: MembershipCache = request.state.memberships
+        # Reads trust a role cached for a few seconds; writes always ask the primary.
+        cacheable = request.method in SAFE_METHODS
+        role = cache.get(org_id, principal.user_id) if cacheable else None
+        if role is None:
+            role = await membership_role(session, org_id, principal.user_id)
+            if role is not None and cacheable:
+                cache.put(org_id, principal.user_id, role)
         if role is None:
             PERMISSION_DENIALS.labels(action, "non-member").inc()
             log.info(

@@ -1,22 +1,33 @@
-"""JWT access tokens: HS256 signed with the service secret; issuer, audience and expiry checked."""
+"""JWT access tokens: issuer, audience and expiry always checked, with a clock-skew leeway.
+
+- HS256 (default, dev): minted and verified with the service secret.
+- RS256 (production identity providers): verified with a configured public key or the keys of
+  a JWKS URL (fetched and cached by PyJWT); minted here only when a private key is configured.
+
+Only the configured algorithm is accepted, so an HS256 token signed with a public key (the
+classic algorithm-confusion attack) is refused.
+"""
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
+import anyio.to_thread
 import jwt
 
 from {{ cookiecutter.package_name }}.db.base import utcnow
 from {{ cookiecutter.package_name }}.settings import Settings
 
-ALGORITHM = "HS256"
-LEEWAY_SECONDS = 30
-
 
 class InvalidTokenError(Exception):
     """The token is malformed, expired, or not ours."""
+
+
+class MintingDisabledError(Exception):
+    """RS256 without a private key: tokens come from the identity provider, not from here."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,14 +41,31 @@ class Tokens:
     """Mint and verify access tokens."""
 
     def __init__(self, settings: Settings) -> None:
-        self._key = settings.secret_key.get_secret_value()
+        self.algorithm = settings.jwt_algorithm
         self._issuer = settings.jwt_issuer
         self._audience = settings.jwt_audience
+        self._leeway = settings.jwt_leeway_seconds
         self._ttl = timedelta(minutes=settings.access_token_minutes)
         self.ttl_seconds = int(self._ttl.total_seconds())
+        self._jwks = jwt.PyJWKClient(settings.jwt_jwks_url) if settings.jwt_jwks_url else None
+        self._signing_key: Any
+        self._verify_key: Any
+        if self.algorithm == "HS256":
+            self._signing_key = self._verify_key = settings.secret_key.get_secret_value()
+        else:
+            private = settings.jwt_private_key
+            self._signing_key = private.get_secret_value() if private else None
+            self._verify_key = settings.jwt_public_key
+
+    @property
+    def can_mint(self) -> bool:
+        """False when an external identity provider issues the tokens."""
+        return self._signing_key is not None
 
     def mint(self, user_id: uuid.UUID) -> str:
         """A signed access token for `user_id`."""
+        if self._signing_key is None:
+            raise MintingDisabledError
         now = utcnow()
         claims = {
             "sub": str(user_id),
@@ -47,20 +75,36 @@ class Tokens:
             "exp": now + self._ttl,
             "jti": uuid.uuid4().hex,
         }
-        return jwt.encode(claims, self._key, algorithm=ALGORITHM)
+        return jwt.encode(claims, self._signing_key, algorithm=self.algorithm)
 
-    def verify(self, token: str) -> Principal:
-        """The principal a valid token names; InvalidTokenError otherwise."""
+    def _decode(self, token: str, key: Any) -> Principal:
         try:
             claims = jwt.decode(
                 token,
-                self._key,
-                algorithms=[ALGORITHM],
+                key,
+                algorithms=[self.algorithm],
                 audience=self._audience,
                 issuer=self._issuer,
-                leeway=LEEWAY_SECONDS,
+                leeway=self._leeway,
                 options={"require": ["sub", "exp", "iat", "iss", "aud"]},
             )
-            return Principal(user_id=uuid.UUID(claims["sub"]))
+            return Principal(user_id=uuid.UUID(str(claims["sub"])))
         except (jwt.PyJWTError, ValueError) as exc:
             raise InvalidTokenError(str(exc)) from exc
+
+    def verify(self, token: str) -> Principal:
+        """The principal of a valid token (local key); InvalidTokenError otherwise."""
+        if self._jwks is not None and self._verify_key is None:
+            raise InvalidTokenError("JWKS verification is asynchronous; use verify_async")
+        return self._decode(token, self._verify_key)
+
+    async def verify_async(self, token: str) -> Principal:
+        """As `verify`, fetching the signing key from the JWKS URL when one is configured."""
+        if self._jwks is None or self._verify_key is not None:
+            return self.verify(token)
+        jwks = self._jwks
+        try:
+            signing_key = await anyio.to_thread.run_sync(jwks.get_signing_key_from_jwt, token)
+        except jwt.PyJWTError as exc:
+            raise InvalidTokenError(str(exc)) from exc
+        return self._decode(token, signing_key.key)

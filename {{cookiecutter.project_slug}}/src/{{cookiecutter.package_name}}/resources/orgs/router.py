@@ -7,7 +7,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Response, status
 
-from {{ cookiecutter.package_name }}.dependencies import CurrentPrincipal, PolicyDep, SessionDep
+from {{ cookiecutter.package_name }}.db.unit_of_work import UnitOfWork
+from {{ cookiecutter.package_name }}.dependencies import (
+    CurrentPrincipal,
+    MembershipsDep,
+    PolicyDep,
+    SessionDep,
+    UnitOfWorkDep,
+)
 from {{ cookiecutter.package_name }}.errors import ConflictError, NotFoundError, ProblemError
 from {{ cookiecutter.package_name }}.resources.orgs.repository import OWNER, OrgRepository
 from {{ cookiecutter.package_name }}.resources.orgs.schemas import (
@@ -19,6 +26,7 @@ from {{ cookiecutter.package_name }}.resources.orgs.schemas import (
     OrgUpdate,
 )
 from {{ cookiecutter.package_name }}.resources.users.repository import UserRepository
+from {{ cookiecutter.package_name }}.security.membership_cache import MembershipCache
 from {{ cookiecutter.package_name }}.security.rbac import Policy
 from {{ cookiecutter.package_name }}.security.tenancy import OrgAccess, authorize, deny
 
@@ -33,6 +41,17 @@ def _check_role(policy: Policy, role: str, access: OrgAccess) -> None:
     # Owner is the one role only an owner may hand out (or take away).
     if role == OWNER and access.role != OWNER:
         raise deny(access, reason="only owners grant owner")
+
+
+def _forget_after_commit(
+    uow: UnitOfWork, cache: MembershipCache, org_id: uuid.UUID, user_id: uuid.UUID | None = None
+) -> None:
+    """A role changed: stop trusting the cached one once the change is committed."""
+
+    async def forget() -> None:
+        cache.forget(org_id, user_id)
+
+    uow.after_commit(forget)
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
@@ -75,7 +94,10 @@ async def update_org(
 
 @router.delete("/{org_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def delete_org(
-    access: Annotated[OrgAccess, authorize("orgs:delete")], session: SessionDep
+    access: Annotated[OrgAccess, authorize("orgs:delete")],
+    session: SessionDep,
+    uow: UnitOfWorkDep,
+    memberships: MembershipsDep,
 ) -> Response:
     """Delete the organization and everything in it."""
     repo = OrgRepository(session)
@@ -83,6 +105,7 @@ async def delete_org(
     if org is None:
         raise NotFoundError("Organization")
     await repo.delete(org)
+    _forget_after_commit(uow, memberships, access.org_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -110,6 +133,8 @@ async def add_member(
     access: Annotated[OrgAccess, authorize("members:create")],
     session: SessionDep,
     policy: PolicyDep,
+    uow: UnitOfWorkDep,
+    memberships: MembershipsDep,
 ) -> MemberOut:
     """Add a registered user to the organization with a role."""
     _check_role(policy, body.role, access)
@@ -122,6 +147,7 @@ async def add_member(
     if await repo.membership(access.org_id, user.id) is not None:
         raise ConflictError("This user is already a member; change their role instead.")
     membership = await repo.add_member(access.org_id, user.id, body.role)
+    _forget_after_commit(uow, memberships, access.org_id, user.id)
     return MemberOut(
         user_id=user.id,
         email=user.email,
@@ -145,6 +171,8 @@ async def update_member(
     access: Annotated[OrgAccess, authorize("members:update")],
     session: SessionDep,
     policy: PolicyDep,
+    uow: UnitOfWorkDep,
+    memberships: MembershipsDep,
 ) -> MemberOut:
     """Change a member's role; the last owner cannot be demoted."""
     _check_role(policy, body.role, access)
@@ -155,6 +183,7 @@ async def update_member(
         if body.role != OWNER and await repo.owner_count(access.org_id) <= 1:
             raise ConflictError("An organization must keep at least one owner.")
     await repo.set_role(access.org_id, user_id, body.role)
+    _forget_after_commit(uow, memberships, access.org_id, user_id)
     rows = {m.user_id: (m, u) for m, u in await repo.members(access.org_id)}
     membership, user = rows[user_id]
     return MemberOut(
@@ -172,6 +201,8 @@ async def remove_member(
     access: Annotated[OrgAccess, authorize("members:delete")],
     session: SessionDep,
     policy: PolicyDep,
+    uow: UnitOfWorkDep,
+    memberships: MembershipsDep,
 ) -> Response:
     """Remove a member; the last owner cannot be removed."""
     repo = OrgRepository(session)
@@ -180,4 +211,5 @@ async def remove_member(
         if await repo.owner_count(access.org_id) <= 1:
             raise ConflictError("An organization must keep at least one owner.")
     await repo.remove_member(access.org_id, user_id)
+    _forget_after_commit(uow, memberships, access.org_id, user_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

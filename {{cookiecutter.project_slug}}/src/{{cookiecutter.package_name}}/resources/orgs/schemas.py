@@ -8,9 +8,9 @@ from typing import Annotated
 
 from pydantic import Field
 
-from {{ cookiecutter.package_name }}.schemas import Email, Name, Schema
+from {{ cookiecutter.package_name }}.schemas import Email, Name, Schema, Text
 
-Role = Annotated[str, Field(min_length=1, max_length=50, examples=["member"])]
+Role = Annotated[Text, Field(min_length=1, max_length=50, examples=["member"])]
 
 
 class OrgCreate(Schema):

@@ -7,9 +7,17 @@ from typing import Annotated
 
 from fastapi import APIRouter, Response, status
 
-from {{ cookiecutter.package_name }}.dependencies import CursorsDep, PageQuery, SessionDep
+from {{ cookiecutter.package_name }}.dependencies import (
+    CacheDep,
+    CursorsDep,
+    DatabaseDep,
+    PageQuery,
+    SessionDep,
+    UnitOfWorkDep,
+)
 from {{ cookiecutter.package_name }}.errors import NotFoundError
 from {{ cookiecutter.package_name }}.pagination import Page
+from {{ cookiecutter.package_name }}.resources.projects.reads import invalidate_project_after_commit, read_project
 from {{ cookiecutter.package_name }}.resources.projects.repository import ProjectRepository
 from {{ cookiecutter.package_name }}.resources.projects.schemas import (
     ProjectCreate,
@@ -54,12 +62,14 @@ async def get_project(
     project_id: uuid.UUID,
     access: Annotated[OrgAccess, authorize("projects:read")],
     session: SessionDep,
+    db: DatabaseDep,
+    cache: CacheDep,
 ) -> ProjectOut:
-    """One project."""
-    project = await ProjectRepository(session, access.org_id).get(project_id)
+    """One project (served from the cache when it holds a current copy)."""
+    project = await read_project(session, db, cache, access.org_id, project_id)
     if project is None:
         raise NotFoundError("Project")
-    return ProjectOut.model_validate(project)
+    return project
 
 
 @router.patch("/{project_id}")
@@ -68,12 +78,15 @@ async def update_project(
     body: ProjectUpdate,
     access: Annotated[OrgAccess, authorize("projects:update")],
     session: SessionDep,
+    uow: UnitOfWorkDep,
+    cache: CacheDep,
 ) -> ProjectOut:
     """Change the fields sent."""
     repo = ProjectRepository(session, access.org_id)
     project = await repo.get(project_id)
     if project is None:
         raise NotFoundError("Project")
+    invalidate_project_after_commit(uow, cache, access.org_id)
     project = await repo.update(project, body.model_dump(exclude_unset=True))
     return ProjectOut.model_validate(project)
 
@@ -83,11 +96,14 @@ async def delete_project(
     project_id: uuid.UUID,
     access: Annotated[OrgAccess, authorize("projects:delete")],
     session: SessionDep,
+    uow: UnitOfWorkDep,
+    cache: CacheDep,
 ) -> Response:
     """Delete the project and its tasks."""
     repo = ProjectRepository(session, access.org_id)
     project = await repo.get(project_id)
     if project is None:
         raise NotFoundError("Project")
+    invalidate_project_after_commit(uow, cache, access.org_id)
     await repo.delete(project)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -8,9 +8,9 @@ from typing import Annotated
 
 from pydantic import Field, field_validator
 
-from {{ cookiecutter.package_name }}.schemas import Name, Schema
+from {{ cookiecutter.package_name }}.schemas import Name, Schema, Text
 
-Description = Annotated[str | None, Field(max_length=10_000)]
+Description = Annotated[Text | None, Field(max_length=10_000)]
 
 
 class ProjectCreate(Schema):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import uuid
-from datetime import date
+from datetime import date, datetime
 
 from sqlalchemy import (
     CheckConstraint,
@@ -58,6 +58,8 @@ class Task(IdMixin, TimestampMixin, Base):
         default=TaskStatus.todo,
     )
     due_date: Mapped[date | None]
+    # Set when the status becomes done, cleared when it leaves done (see the repository).
+    completed_at: Mapped[datetime | None]
     external_key: Mapped[str | None] = mapped_column(String(100))
     assignee_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("users.id", ondelete="SET NULL"), index=True

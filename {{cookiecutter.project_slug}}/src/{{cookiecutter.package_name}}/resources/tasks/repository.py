@@ -5,12 +5,12 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
 from {{ cookiecutter.package_name }}.db.base import utcnow
-from {{ cookiecutter.package_name }}.db.upsert import Upserted, upsert
+from {{ cookiecutter.package_name }}.db.upsert import Upserted, excluded, upsert
 from {{ cookiecutter.package_name }}.pagination import PageRequest, keyset, split_page
 from {{ cookiecutter.package_name }}.resources.tasks.model import Task, TaskStatus
 
@@ -55,6 +55,8 @@ class TaskRepository:
     async def add(self, **values: Any) -> Task:
         """Insert a task and return it with its project."""
         task = Task(org_id=self.org_id, **values)
+        if task.status == TaskStatus.done:
+            task.completed_at = utcnow()
         self.session.add(task)
         await self.session.flush()
         return await self._reload(task.id)
@@ -63,12 +65,17 @@ class TaskRepository:
         """Apply `changes`, flush, and return the task with its (possibly new) project."""
         for name, value in changes.items():
             setattr(task, name, value)
+        if task.status != TaskStatus.done:
+            task.completed_at = None
+        elif task.completed_at is None:
+            task.completed_at = utcnow()
         await self.session.flush()
         return await self._reload(task.id)
 
     async def upsert_by_key(self, external_key: str, values: dict[str, Any]) -> Upserted[Task]:
         """Create or replace the task with this external key (INSERT ... ON CONFLICT)."""
         now = utcnow()
+        insert_status = excluded("status")
         result = await upsert(
             self.session,
             Task,
@@ -78,9 +85,17 @@ class TaskRepository:
                 "external_key": external_key,
                 "created_at": now,
                 "updated_at": now,
+                "completed_at": now if values.get("status") == TaskStatus.done else None,
             },
             conflict=("org_id", "external_key"),
             update=_UPSERT_COLUMNS,
+            # Keep the first completion time while the task stays done; clear it otherwise.
+            derived={
+                "completed_at": case(
+                    (insert_status == TaskStatus.done, func.coalesce(Task.completed_at, now)),
+                    else_=None,
+                )
+            },
         )
         return Upserted(await self._reload(result.row.id), result.outcome)
 

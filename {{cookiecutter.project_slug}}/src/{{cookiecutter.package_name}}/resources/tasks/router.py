@@ -9,11 +9,20 @@ from fastapi import APIRouter, Path, Query, Response, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from {{ cookiecutter.package_name }}.db.upsert import Outcome
-from {{ cookiecutter.package_name }}.dependencies import CursorsDep, PageQuery, PolicyDep, SessionDep
+from {{ cookiecutter.package_name }}.dependencies import (
+    CacheDep,
+    CursorsDep,
+    DatabaseDep,
+    PageQuery,
+    PolicyDep,
+    SessionDep,
+    UnitOfWorkDep,
+)
 from {{ cookiecutter.package_name }}.errors import NotFoundError, ProblemError
 from {{ cookiecutter.package_name }}.pagination import Page
 from {{ cookiecutter.package_name }}.resources.projects.repository import ProjectRepository
 from {{ cookiecutter.package_name }}.resources.tasks.model import Task, TaskStatus
+from {{ cookiecutter.package_name }}.resources.tasks.reads import invalidate_tasks_after_commit, read_task
 from {{ cookiecutter.package_name }}.resources.tasks.repository import TaskRepository
 from {{ cookiecutter.package_name }}.resources.tasks.schemas import (
     EXTERNAL_KEY_PATTERN,
@@ -98,12 +107,14 @@ async def get_task(
     task_id: uuid.UUID,
     access: Annotated[OrgAccess, authorize("tasks:read")],
     session: SessionDep,
+    db: DatabaseDep,
+    cache: CacheDep,
 ) -> TaskOut:
-    """One task."""
-    task = await TaskRepository(session, access.org_id).get(task_id)
+    """One task (served from the cache when it holds a current copy)."""
+    task = await read_task(session, db, cache, access.org_id, task_id)
     if task is None:
         raise NotFoundError("Task")
-    return TaskOut.model_validate(task)
+    return task
 
 
 @router.patch("/{task_id}")
@@ -112,6 +123,8 @@ async def update_task(
     body: TaskUpdate,
     access: Annotated[OrgAccess, authorize("tasks:update")],
     session: SessionDep,
+    uow: UnitOfWorkDep,
+    cache: CacheDep,
 ) -> TaskOut:
     """Change the fields sent."""
     repo = TaskRepository(session, access.org_id)
@@ -119,6 +132,7 @@ async def update_task(
     if task is None:
         raise NotFoundError("Task")
     _check_ownership(access, task)
+    invalidate_tasks_after_commit(uow, cache, access.org_id, task.id)
     changes = body.model_dump(exclude_unset=True)
     await _check_references(session, access, changes)
     return TaskOut.model_validate(await repo.update(task, changes))
@@ -132,6 +146,8 @@ async def put_task_by_key(
     access: Annotated[OrgAccess, authorize("tasks:update")],
     session: SessionDep,
     policy: PolicyDep,
+    uow: UnitOfWorkDep,
+    cache: CacheDep,
 ) -> TaskOut:
     """Create or replace the task with this external key; re-sending changes nothing.
 
@@ -145,6 +161,7 @@ async def put_task_by_key(
     values = body.model_dump()
     await _check_references(session, access, values)
     result = await repo.upsert_by_key(external_key, values)
+    invalidate_tasks_after_commit(uow, cache, access.org_id, result.row.id)
     if result.outcome is Outcome.created:
         response.status_code = status.HTTP_201_CREATED
     return TaskOut.model_validate(result.row)
@@ -155,6 +172,8 @@ async def delete_task(
     task_id: uuid.UUID,
     access: Annotated[OrgAccess, authorize("tasks:delete")],
     session: SessionDep,
+    uow: UnitOfWorkDep,
+    cache: CacheDep,
 ) -> Response:
     """Delete the task."""
     repo = TaskRepository(session, access.org_id)
@@ -162,5 +181,6 @@ async def delete_task(
     if task is None:
         raise NotFoundError("Task")
     _check_ownership(access, task)
+    invalidate_tasks_after_commit(uow, cache, access.org_id, task.id)
     await repo.delete(task)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -9,10 +9,10 @@ from typing import Annotated
 from pydantic import Field, StringConstraints, field_validator
 
 from {{ cookiecutter.package_name }}.resources.tasks.model import TaskStatus
-from {{ cookiecutter.package_name }}.schemas import Schema
+from {{ cookiecutter.package_name }}.schemas import Schema, Text
 
 EXTERNAL_KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$"
-Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+Title = Annotated[Text, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
 ExternalKey = Annotated[
     str,
     Field(
@@ -77,5 +77,6 @@ class TaskOut(Schema):
     due_date: date | None
     external_key: str | None
     assignee_id: uuid.UUID | None
+    completed_at: datetime | None
     created_at: datetime
     updated_at: datetime

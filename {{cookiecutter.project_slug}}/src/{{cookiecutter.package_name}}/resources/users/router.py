@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, status
+from fastapi import APIRouter, Depends, Request, status
 from fastapi.security import OAuth2PasswordRequestForm
 
 from {{ cookiecutter.package_name }}.dependencies import (
@@ -12,12 +12,14 @@ from {{ cookiecutter.package_name }}.dependencies import (
     PasswordsDep,
     SessionDep,
     SettingsDep,
+    ThrottleDep,
     TokensDep,
 )
 from {{ cookiecutter.package_name }}.errors import ConflictError, NotFoundError, ProblemError
 from {{ cookiecutter.package_name }}.resources.users.repository import UserRepository
 from {{ cookiecutter.package_name }}.resources.users.schemas import TokenOut, UserCreate, UserOut
-from {{ cookiecutter.package_name }}.schemas import normalise_email
+from {{ cookiecutter.package_name }}.schemas import email_key, normalise_email
+from {{ cookiecutter.package_name }}.security.passwords import password_problem
 
 router = APIRouter(tags=["auth"])
 
@@ -27,12 +29,9 @@ async def register(
     body: UserCreate, session: SessionDep, passwords: PasswordsDep, settings: SettingsDep
 ) -> UserOut:
     """Create an account. Emails are unique case-insensitively."""
-    if len(body.password) < settings.password_min_length:
-        raise ProblemError(
-            422,
-            f"The password must be at least {settings.password_min_length} characters long.",
-            type_="validation",
-        )
+    problem = password_problem(body.password, body.email, settings.password_min_length)
+    if problem:
+        raise ProblemError(422, problem, type_="weak-password")
     users = UserRepository(session)
     if await users.by_email(body.email) is not None:
         raise ConflictError("An account with this email already exists.")
@@ -40,20 +39,41 @@ async def register(
     return UserOut.model_validate(user)
 
 
-@router.post("/auth/token")
+@router.post(
+    "/auth/token",
+    responses={429: {"description": "Too many attempts; see Retry-After."}},
+)
 async def login(
+    request: Request,
     form: Annotated[OAuth2PasswordRequestForm, Depends()],
     session: SessionDep,
     passwords: PasswordsDep,
     tokens: TokensDep,
+    throttle: ThrottleDep,
 ) -> TokenOut:
-    """OAuth2 password flow: `username` is the email address."""
+    """OAuth2 password flow: `username` is the email address. Throttled per account and address."""
+    if not tokens.can_mint:
+        raise ProblemError(
+            403, "Local login is disabled; sign in with the identity provider.", type_="forbidden"
+        )
     try:
         email = normalise_email(form.username)
     except ValueError:
         email = form.username
+    account = email_key(email)
+    address = request.client.host if request.client else "unknown"
+    verdict = await throttle.check(account, address)
+    if not verdict.allowed:
+        raise ProblemError(
+            429,
+            f"Too many login attempts; try again in {verdict.retry_after} seconds.",
+            type_="rate-limited",
+            headers={"Retry-After": str(verdict.retry_after)},
+        )
+    await throttle.record_attempt(address)
     user = await UserRepository(session).by_email(email)
     if not await passwords.verify(user.password_hash if user else None, form.password) or not user:
+        await throttle.record_failure(account)
         raise ProblemError(
             401,
             "Incorrect email or password.",

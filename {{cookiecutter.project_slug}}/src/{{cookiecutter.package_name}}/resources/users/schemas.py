@@ -8,15 +8,15 @@ from typing import Annotated
 
 from pydantic import Field
 
-from {{ cookiecutter.package_name }}.schemas import Email, Schema
+from {{ cookiecutter.package_name }}.schemas import Email, Schema, Text
 
 
 class UserCreate(Schema):
     """Registration form."""
 
     email: Email
-    password: Annotated[str, Field(min_length=1, max_length=1024)]
-    full_name: Annotated[str | None, Field(max_length=200)] = None
+    password: Annotated[Text, Field(min_length=1, max_length=1024)]
+    full_name: Annotated[Text | None, Field(max_length=200)] = None
 
 
 class UserOut(Schema):

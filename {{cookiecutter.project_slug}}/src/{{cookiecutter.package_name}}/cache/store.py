@@ -1,0 +1,265 @@
+"""Versioned read-through cache of single objects in Redis, behind a circuit breaker.
+
+Reading: one MGET fetches the namespace epoch, the tenant generation, the object version and
+the value. The value is served only when it was written under those same three tokens;
+otherwise the loader reads the database and the value is stored tagged with the tokens read
+*before* the database was — so a reader racing a writer can only store a value that is
+already outdated (and therefore never served).
+
+Writing: after the transaction commits, the writer replaces the object's version token (or the
+tenant's generation token). Tokens are random, not counters, so a token evicted or expired
+can never come back with an old value still matching it.
+
+When Redis cannot be told (the breaker is open or the call fails) the invalidation is lost, so
+this process stops trusting the cache: it reads straight from the database until it has
+replaced the namespace epoch, which invalidates every value written before. The same happens
+after the breaker has been open, because other processes may have lost invalidations too.
+
+Why not cashews: its values are pickled (the issue wants orjson; pickle from a shared store
+runs code), its tag invalidation deletes through Redis, which is the very call that may not
+get through, and its suppress mode still waits for the socket timeout on every call. The
+three commands needed here (MGET, SET, SET NX) are redis-py's own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import uuid
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any, TypeVar
+
+import orjson
+import structlog
+from pydantic import BaseModel, ValidationError
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from {{ cookiecutter.package_name }}.cache.breaker import BreakerState, CircuitBreaker
+from {{ cookiecutter.package_name }}.cache.keys import CacheKeys, ObjectRef
+from {{ cookiecutter.package_name }}.observability.metrics import (
+    CACHE_BREAKER_STATE,
+    CACHE_BREAKER_TRANSITIONS,
+    CACHE_DECODE_ERRORS,
+    CACHE_INVALIDATIONS,
+    CACHE_REDIS_CALLS,
+    CACHE_REQUESTS,
+    CACHE_RESYNCS,
+)
+
+log = structlog.get_logger(__name__)
+
+M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
+# The loader is told whether its result will be cached: then it must not read a lagging replica.
+Loader = Callable[[bool], Awaitable[M | None]]
+
+TOKEN_TTL_SECONDS = 24 * 3600  # epoch and tenant tokens; their expiry only costs misses
+DEFAULT_TTL_SECONDS = 60
+_STATE_INDEX = {BreakerState.closed: 0, BreakerState.half_open: 1, BreakerState.open: 2}
+
+
+class CacheUnavailable(Exception):  # noqa: N818 - a condition, not an error to report
+    """The call was not attempted (breaker open) or failed; `attempted` tells which."""
+
+    def __init__(self, attempted: bool) -> None:
+        super().__init__("cache unavailable")
+        self.attempted = attempted
+
+
+def _token() -> str:
+    return secrets.token_hex(8)
+
+
+class VersionedCache:
+    """Read-through cache of pydantic models keyed by tenant, resource and id."""
+
+    def __init__(
+        self,
+        redis: Redis | None,
+        keys: CacheKeys,
+        breaker: CircuitBreaker,
+        *,
+        timeout_seconds: float,
+        ttls: Mapping[str, int] | None = None,
+    ) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.breaker = breaker
+        self.timeout_seconds = timeout_seconds
+        self.ttls = dict(ttls or {})
+        self.resync_needed = False
+        breaker.subscribe(self._breaker_changed)
+        CACHE_BREAKER_STATE.set(_STATE_INDEX[breaker.state])
+
+    @property
+    def enabled(self) -> bool:
+        """False without Redis: every read goes to the loader."""
+        return self.redis is not None
+
+    async def close(self) -> None:
+        """Close the Redis connections."""
+        if self.redis is not None:
+            await self.redis.aclose()
+
+    # -- reads --------------------------------------------------------------------------------
+
+    async def get_or_load(self, ref: ObjectRef, model: type[M], load: Loader[M]) -> M | None:
+        """The cached object, or the loader's answer (stored when the cache is usable)."""
+        if self.redis is None:
+            return await load(False)
+        if not await self._trusted():
+            CACHE_REQUESTS.labels(ref.resource, "bypass").inc()
+            return await load(False)
+        names = [
+            self.keys.epoch(),
+            self.keys.generation(ref.org_id),
+            self.keys.version(ref),
+            self.keys.value(ref),
+        ]
+        try:
+            found: list[bytes | None] = await self._call(lambda r: r.mget(names))
+        except CacheUnavailable as exc:
+            CACHE_REQUESTS.labels(ref.resource, "error" if exc.attempted else "bypass").inc()
+            return await load(False)
+        tags = [t.decode() if t is not None else None for t in found[:3]]
+        raw = found[3]
+        if raw is not None and None not in tags:
+            hit = await self._decode(raw, tags, model, names[3])
+            if hit is not None:
+                CACHE_REQUESTS.labels(ref.resource, "hit").inc()
+                return hit
+        CACHE_REQUESTS.labels(ref.resource, "miss").inc()
+        ttl = self.ttls.get(ref.resource, DEFAULT_TTL_SECONDS)
+        if None in tags:
+            try:
+                tags = await self._call(lambda r: self._create_tokens(r, names[:3], ttl))
+            except CacheUnavailable:
+                return await load(False)
+        value = await load(True)
+        if value is not None and not self.resync_needed:
+            blob = orjson.dumps([*tags, value.model_dump(mode="json")])
+            # A failed fill is counted by _call; the answer is already in hand.
+            with contextlib.suppress(CacheUnavailable):
+                await self._call(lambda r: r.set(names[3], blob, ex=ttl))
+        return value
+
+    async def _decode(
+        self, raw: bytes, tags: list[str | None], model: type[M], key: str
+    ) -> M | None:
+        """The value if it carries these tags; None if outdated; undecodable ones are dropped."""
+        try:
+            stored = orjson.loads(raw)
+            if not isinstance(stored, list) or len(stored) != 4:
+                raise ValueError("not a tagged value")
+            if stored[:3] != tags:
+                return None  # written under older tokens: outdated, overwritten by the refill
+            return model.model_validate(stored[3])
+        except (ValueError, ValidationError) as exc:  # orjson.JSONDecodeError is a ValueError
+            CACHE_DECODE_ERRORS.inc()
+            log.warning("cache_value_undecodable", key=key, error=type(exc).__name__)
+            with contextlib.suppress(CacheUnavailable):
+                await self._call(lambda r: r.delete(key))
+            return None
+
+    async def _create_tokens(self, redis: Redis, names: list[str], ttl: int) -> list[str | None]:
+        """Create the missing epoch/generation/version tokens (NX) and read all three back."""
+        pipe = redis.pipeline(transaction=False)
+        pipe.set(names[0], _token(), nx=True, ex=TOKEN_TTL_SECONDS)
+        pipe.set(names[1], _token(), nx=True, ex=TOKEN_TTL_SECONDS)
+        pipe.set(names[2], _token(), nx=True, ex=ttl)
+        pipe.mget(names)
+        results: list[Any] = await pipe.execute()
+        return [t.decode() if t is not None else None for t in results[-1]]
+
+    # -- invalidation -------------------------------------------------------------------------
+
+    async def invalidate(self, refs: Iterable[ObjectRef]) -> None:
+        """Replace the version tokens of objects that changed (call after commit)."""
+        pairs = [
+            (self.keys.version(ref), self.ttls.get(ref.resource, DEFAULT_TTL_SECONDS))
+            for ref in refs
+        ]
+        await self._invalidate(pairs)
+
+    async def invalidate_tenant(self, org_id: uuid.UUID) -> None:
+        """Replace the tenant's generation token: every cached object of the tenant is dropped."""
+        await self._invalidate([(self.keys.generation(org_id), TOKEN_TTL_SECONDS)])
+
+    async def _invalidate(self, pairs: list[tuple[str, int]]) -> None:
+        if self.redis is None or not pairs:
+            return
+        if self.resync_needed:
+            # A resync drops everything, this change included; until it succeeds, no cache reads.
+            outcome = "ok" if await self._trusted() else "lost"
+            CACHE_INVALIDATIONS.labels(outcome).inc()
+            return
+
+        async def replace(redis: Redis) -> None:
+            pipe = redis.pipeline(transaction=False)
+            for key, ttl in pairs:
+                pipe.set(key, _token(), ex=ttl)
+            await pipe.execute()
+
+        try:
+            await self._call(replace)
+        except CacheUnavailable:
+            CACHE_INVALIDATIONS.labels("lost").inc()
+            self._distrust("invalidation_lost")
+            return
+        CACHE_INVALIDATIONS.labels("ok").inc()
+
+    # -- trust and resync ---------------------------------------------------------------------
+
+    def _distrust(self, reason: str) -> None:
+        if not self.resync_needed:
+            self.resync_needed = True
+            log.warning("cache_distrusted_until_resync", reason=reason)
+
+    async def _trusted(self) -> bool:
+        """True when values may be served; after a lost invalidation, resync first."""
+        if not self.resync_needed:
+            return True
+        try:
+            await self._call(lambda r: r.set(self.keys.epoch(), _token(), ex=TOKEN_TTL_SECONDS))
+        except CacheUnavailable:
+            return False
+        self.resync_needed = False
+        CACHE_RESYNCS.inc()
+        log.warning("cache_resynced", detail="namespace epoch replaced; old values are dropped")
+        return True
+
+    def _breaker_changed(self, old: BreakerState, new: BreakerState, failures: int) -> None:
+        CACHE_BREAKER_STATE.set(_STATE_INDEX[new])
+        CACHE_BREAKER_TRANSITIONS.labels(new.value).inc()
+        log.warning(
+            "cache_breaker_state_changed",
+            from_state=old.value,
+            to_state=new.value,
+            failures=failures,
+        )
+        if new is BreakerState.open:
+            # Other processes may write while we cannot see Redis: resync before trusting it.
+            self._distrust("breaker_open")
+
+    # -- the one way to talk to Redis ---------------------------------------------------------
+
+    async def _call(self, op: Callable[[Redis], Awaitable[T]]) -> T:
+        """Run one Redis operation through the breaker, bounded by the timeout."""
+        redis = self.redis
+        if redis is None or not self.breaker.allow():
+            raise CacheUnavailable(attempted=False)
+        try:
+            async with asyncio.timeout(self.timeout_seconds):
+                result = await op(redis)
+        except (RedisError, OSError, TimeoutError) as exc:
+            CACHE_REDIS_CALLS.labels("error").inc()
+            self.breaker.record_failure()
+            raise CacheUnavailable(attempted=True) from exc
+        except BaseException:
+            self.breaker.abandon()  # cancelled by the client: no verdict on Redis
+            raise
+        CACHE_REDIS_CALLS.labels("ok").inc()
+        self.breaker.record_success()
+        return result

@@ -1,0 +1,1 @@
+"""Organization stats for dashboards: counts that stay cheap on large tables."""

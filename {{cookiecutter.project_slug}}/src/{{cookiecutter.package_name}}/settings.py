@@ -18,7 +18,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 # policy/rbac.yaml at the project root (src/<package>/settings.py -> ../../policy).
 DEFAULT_POLICY_PATH = Path(__file__).resolve().parents[2] / "policy" / "rbac.yaml"
 ENV_PREFIX = "{{ cookiecutter.package_name|upper }}_"
-DEV_SECRET = "dev-only-insecure-secret-change-me"  # noqa: S105 - refused outside dev/test  # nosec B105
+DEV_SECRET = "dev-only-insecure-secret-change-me"  # noqa: S105 - refused outside dev/test
 MIN_SECRET_LENGTH = 32
 
 

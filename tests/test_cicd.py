@@ -34,9 +34,10 @@ from harness import (
 K8S_SCHEMAS = Path(__file__).parent / "k8s_schemas"
 MAKE_CALL = re.compile(r"\bmake\s+([a-z][a-z0-9-]*)")
 TARGET_LINE = re.compile(r"^([a-z][a-z0-9-]*):", re.MULTILINE)
-# Commands a workflow may run besides `make`: bootstrapping the runner and wiring outputs.
+# Commands a workflow may run besides `make`: bootstrapping the runner (pipx is on GitHub's
+# images; their python3 refuses `pip install`, PEP 668) and wiring outputs.
 BOOTSTRAP = re.compile(
-    r"^(python3 -m pip install --user \"uv==\$\{UV_VERSION\}\"|echo .*|mkdir -p .*|printf .*"
+    r"^(pipx install \"uv==\$\{UV_VERSION\}\"|echo .*|mkdir -p .*|printf .*"
     r"|chmod .*|sudo apt-get (update|install) .*|if .*|then|else|fi|export .*|[A-Z_]+=.*)$"
 )
 # Targets other features brought: once they exist, a workflow job must run them.

@@ -159,7 +159,8 @@ def wrk(
         script, listing = Path(tmp, "s.lua"), Path(tmp, "paths.txt")
         script.write_text(WRK_SCRIPT)
         listing.write_text("\n".join(paths) + "\n")
-        env = {**os.environ, "PERF_PATHS": str(listing), "PERF_METHOD": method, "PERF_RUN": name}
+        run_id = f"{os.getpid()}-{time.monotonic_ns()}"  # Idempotency-Key: visible ASCII only
+        env = {**os.environ, "PERF_PATHS": str(listing), "PERF_METHOD": method, "PERF_RUN": run_id}
         if token:
             env["PERF_TOKEN"] = token
         if body:

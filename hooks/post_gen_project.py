@@ -16,7 +16,8 @@ from pathlib import Path
 # option -> answer -> paths (relative to the project root) removed when that answer is given.
 PRUNE: dict[str, dict[str, list[str]]] = {
     "include_github_actions": {"n": [".github"]},
-    "include_deploy": {"n": ["deploy"]},
+    # Without deploy/ there is nothing to deliver or to check against policy (issue 8).
+    "include_deploy": {"n": ["deploy", ".github/workflows/cd.yml", "policy/checkov"]},
 }
 
 LICENSES_DIR = "licenses"

@@ -21,6 +21,7 @@ TEMPLATE = ROOT / "{{cookiecutter.project_slug}}"
 MANAGED = [
     "src", "tests", "migrations", "policy", "scripts", "perf", "prompts", "deploy", ".github",
     "Makefile", "README.md", "alembic.ini", "slo.yaml", "dashboards", "CODEOWNERS",
+    ".secrets.baseline",  # issue 8: the secret scan's reviewed findings
 ]
 SKIP = {"__pycache__", ".mypy_cache", ".ruff_cache", ".pytest_cache", ".hypothesis", ".venv"}
 NAMES = [
@@ -30,7 +31,23 @@ NAMES = [
     ("Acme Service", "{{ cookiecutter.project_name }}"),
     ("A multi-tenant SaaS backend built on FastAPI.", "{{ cookiecutter.description }}"),
 ]
-VERBATIM = (".github/",)  # copied without rendering (cookiecutter.json _copy_without_render)
+# Copied without rendering (cookiecutter.json _copy_without_render). The analysis templates hold
+# Argo Rollouts `{{args.x}}` placeholders and no project name (issue 8).
+VERBATIM = (".github/", "deploy/kubernetes/base/analysis-templates.yaml")
+
+
+MAPPED = {"package_name", "project_slug", "project_name", "description"}
+
+
+def _unmapped_placeholders(path: Path) -> set[str]:
+    """Template variables in `path` that unbake cannot restore (python_version, author...)."""
+    import re
+
+    try:
+        text = path.read_text()
+    except UnicodeDecodeError:
+        return set()
+    return set(re.findall(r"cookiecutter\.(\w+)", text)) - MAPPED
 
 
 MAPPED = {"package_name", "project_slug", "project_name", "description"}

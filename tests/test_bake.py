@@ -35,7 +35,10 @@ PROJECT_TEMPLATE = TEMPLATE_DIR / "{{cookiecutter.project_slug}}"
 JINJA_LEFTOVER = re.compile(r"\{\{|\{%")
 # Generated files where literal `{{` / `{%` are intended, with the reason. Keep this short:
 # every entry is a file where a forgotten placeholder would go unnoticed.
-ALLOWED_LITERAL_BRACES: dict[str, str] = {}
+ALLOWED_LITERAL_BRACES: dict[str, str] = {
+    # Argo Rollouts `{{args.x}}` placeholders; copied without rendering (_copy_without_render).
+    "deploy/kubernetes/base/analysis-templates.yaml": "Argo Rollouts argument placeholders",
+}
 # GitHub Actions expressions, `${{ ... }}`, are meant to reach the generated workflows intact.
 GHA_EXPRESSION = re.compile(r"\$\{\{.*?\}\}", re.DOTALL)
 SECRET_LINE = re.compile(r"^([A-Z][A-Z0-9_]*)=(\S+)$", re.MULTILINE)
@@ -117,7 +120,12 @@ def test_github_actions_expressions_survive(baked: Baked) -> None:
         pytest.skip("this option set has no GitHub Actions")
     source = PROJECT_TEMPLATE / ".github" / "workflows"
     generated = baked.path / ".github" / "workflows"
+    # cd.yml delivers deploy/: the post-gen hook prunes it with include_deploy=n (issue 8).
+    pruned = set() if baked.options.deploy else {"cd.yml"}
     for template_file in sorted(source.glob("*.y*ml")):
+        if template_file.name in pruned:
+            assert not (generated / template_file.name).exists()
+            continue
         expected = template_file.read_text(encoding="utf-8").count("${{")
         actual = (generated / template_file.name).read_text(encoding="utf-8").count("${{")
         assert actual == expected, f"{template_file.name}: {actual} of {expected} `${{{{` kept"

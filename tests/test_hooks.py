@@ -309,3 +309,16 @@ def test_next_steps_name_the_project_and_its_commands(post_hook: ModuleType) -> 
         "make test",
     ):
         assert expected in text
+
+
+def test_without_deploy_the_delivery_workflow_and_policies_go_too(
+    post_hook: ModuleType, tmp_path: Path
+) -> None:
+    root = _fake_project(tmp_path)
+    for relative in (".github/workflows/cd.yml", "policy/checkov/check.yaml", "policy/rbac.yaml"):
+        (root / relative).parent.mkdir(parents=True, exist_ok=True)
+        (root / relative).write_text("x\n", encoding="utf-8")
+    removed = post_hook.prune(root, {"include_github_actions": "y", "include_deploy": "n"})
+    assert sorted(removed) == [".github/workflows/cd.yml", "deploy", "policy/checkov"]
+    assert (root / ".github/workflows/ci.yml").exists()
+    assert (root / "policy/rbac.yaml").exists()

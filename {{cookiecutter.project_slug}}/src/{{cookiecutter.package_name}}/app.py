@@ -17,6 +17,7 @@ from {{ cookiecutter.package_name }}.db.engines import Database
 from {{ cookiecutter.package_name }}.db.read_your_writes import ConsistencyTokens
 from {{ cookiecutter.package_name }}.db.unit_of_work import UnitOfWorkMiddleware
 from {{ cookiecutter.package_name }}.errors import PROBLEM_RESPONSES, install_error_handlers, problem_openapi
+from {{ cookiecutter.package_name }}.flags import open_flags
 from {{ cookiecutter.package_name }}.health import router as health_router
 from {{ cookiecutter.package_name }}.idempotency import IdempotencyMiddleware
 from {{ cookiecutter.package_name }}.jobs.routers import routers as jobs_routers
@@ -84,6 +85,9 @@ def create_app(
         unknown = {a for a in declared_actions(app).values() if a not in policy.actions}
         if unknown:
             raise RuntimeError(f"routes declare actions missing from the policy: {sorted(unknown)}")
+        # Feature flags (issue 8): an OpenFeature provider of this app's own; a bad flags file
+        # stops the start-up here, before anything is opened.
+        flags, flags_provider = open_flags(settings.flags_file, settings.service_name)
         secret = settings.secret_key.get_secret_value()
         db = Database(settings)
         redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
@@ -111,9 +115,11 @@ def create_app(
                 "cache": cache,
                 "jobs": jobs,
                 **telemetry.state,
+                "flags": flags,
             }
         finally:
             await jobs.close()
+            flags_provider.shutdown()
             telemetry.shutdown()
             await cache.close()
             await throttle.close()

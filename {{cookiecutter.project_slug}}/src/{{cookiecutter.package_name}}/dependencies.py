@@ -16,6 +16,7 @@ from {{ cookiecutter.package_name }}.db.engines import Database
 from {{ cookiecutter.package_name }}.db.session import get_session
 from {{ cookiecutter.package_name }}.db.unit_of_work import UnitOfWork
 from {{ cookiecutter.package_name }}.errors import ProblemError
+from {{ cookiecutter.package_name }}.flags import FlagsDep as FlagsDep  # feature flags (issue 8), re-exported
 from {{ cookiecutter.package_name }}.jobs.outbox import Outbox
 from {{ cookiecutter.package_name }}.jobs.runtime import JobsRuntime
 from {{ cookiecutter.package_name }}.pagination import CursorCodec, PageParams

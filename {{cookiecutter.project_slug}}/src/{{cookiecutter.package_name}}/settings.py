@@ -130,6 +130,9 @@ class Settings(BaseSettings):
     # Serve metrics on their own port instead of the app's /metrics (0 or unset: same app).
     metrics_port: int | None = Field(default=None, ge=0, le=65535)
     metrics_host: str = "0.0.0.0"  # noqa: S104 - a scrape target listens on the pod's address
+    # --- feature flags (issue 8: flags.py) ---
+    # A YAML file of flag overrides (`ai-summary: true`); Kubernetes mounts a ConfigMap here.
+    flags_file: Path | None = None
 
     # --- Background jobs (jobs/): retries, outbox relay, webhooks, exports, AI -------------
     # Every job gets this many tries; a retry waits base * 2^(try-1) (capped), with jitter.

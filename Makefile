@@ -36,13 +36,13 @@ test-fast: ## the quick tests only (no uv sync, ruff, mypy, alembic or pytest in
 replica: ## make sure the local streaming replica on port 5433 runs
 	bash scripts/pg-replica.sh ensure
 
-lint: ## ruff on the hooks and tests; syntax of the shell scripts; the CI workflow's schema
-	uv run --locked ruff check hooks tests
-	uv run --locked ruff format --check hooks tests
+lint: ## ruff on the hooks, tests and scripts; syntax of the shell scripts; the CI workflow's schema
+	uv run --locked ruff check hooks tests scripts
+	uv run --locked ruff format --check hooks tests scripts
 	bash -n scripts/pg-replica.sh
 	bash -n .ci/run
 	uv run --locked check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
 
-format: ## apply ruff's fixes and formatting to the hooks and tests
-	uv run --locked ruff check --fix hooks tests
-	uv run --locked ruff format hooks tests
+format: ## apply ruff's fixes and formatting to the hooks, tests and scripts
+	uv run --locked ruff check --fix hooks tests scripts
+	uv run --locked ruff format hooks tests scripts

@@ -19,8 +19,21 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = ROOT / "{{cookiecutter.project_slug}}"
 MANAGED = [
-    "src", "tests", "migrations", "policy", "scripts", "perf", "prompts", "deploy", ".github",
-    "Makefile", "README.md", "alembic.ini", "slo.yaml", "dashboards", "CODEOWNERS",
+    "src",
+    "tests",
+    "migrations",
+    "policy",
+    "scripts",
+    "perf",
+    "prompts",
+    "deploy",
+    ".github",
+    "Makefile",
+    "README.md",
+    "alembic.ini",
+    "slo.yaml",
+    "dashboards",
+    "CODEOWNERS",
     ".secrets.baseline",  # issue 8: the secret scan's reviewed findings
 ]
 SKIP = {"__pycache__", ".mypy_cache", ".ruff_cache", ".pytest_cache", ".hypothesis", ".venv"}
@@ -50,24 +63,21 @@ def _unmapped_placeholders(path: Path) -> set[str]:
     return set(re.findall(r"cookiecutter\.(\w+)", text)) - MAPPED
 
 
-MAPPED = {"package_name", "project_slug", "project_name", "description"}
-
-
-def _unmapped_placeholders(path: Path) -> set[str]:
-    """Template variables in `path` that unbake cannot restore (python_version, author...)."""
-    import re
-
-    try:
-        text = path.read_text()
-    except UnicodeDecodeError:
-        return set()
-    return set(re.findall(r"cookiecutter\.(\w+)", text)) - MAPPED
-
-
 def bake(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     subprocess.run(
-        ["uv", "run", "--project", str(ROOT), "cookiecutter", "--no-input", "-f", "-o", str(out), str(ROOT)],
+        [
+            "uv",
+            "run",
+            "--project",
+            str(ROOT),
+            "cookiecutter",
+            "--no-input",
+            "-f",
+            "-o",
+            str(out),
+            str(ROOT),
+        ],
         check=True,
     )
     print(out / "acme-service")
@@ -100,9 +110,16 @@ def unbake(out: Path, lock: bool) -> None:
             dest = TEMPLATE / rel.replace("acme_service", "{{cookiecutter.package_name}}")
             if dest.exists() and _unmapped_placeholders(dest):
                 if dest.read_bytes() != data:
-                    print(f"NOT synced (uses {_unmapped_placeholders(dest)}; edit the template): {rel}")
+                    print(
+                        f"NOT synced (uses {_unmapped_placeholders(dest)}; "
+                        f"edit the template): {rel}"
+                    )
                 continue
-            if dest.exists() and dest.stat().st_mtime > f.stat().st_mtime and dest.read_bytes() != data:
+            if (
+                dest.exists()
+                and dest.stat().st_mtime > f.stat().st_mtime
+                and dest.read_bytes() != data
+            ):
                 # Edited in the template after the bake: syncing would throw that edit away.
                 print(f"NOT synced (the template's copy is newer; re-bake): {rel}")
                 continue
@@ -114,7 +131,9 @@ def unbake(out: Path, lock: bool) -> None:
         tbase = TEMPLATE / top.replace("acme_service", "{{cookiecutter.package_name}}")
         if tbase.is_dir():
             for f in tbase.rglob("*"):
-                rel = str(f.relative_to(TEMPLATE)).replace("{{cookiecutter.package_name}}", "acme_service")
+                rel = str(f.relative_to(TEMPLATE)).replace(
+                    "{{cookiecutter.package_name}}", "acme_service"
+                )
                 if f.is_file() and not (SKIP & set(f.parts)) and not (baked / rel).exists():
                     print(f"only in the template (deleted in the bake?): {rel}")
     if lock:
@@ -128,7 +147,7 @@ def unbake(out: Path, lock: bool) -> None:
 if __name__ == "__main__":
     command = sys.argv[1] if len(sys.argv) > 1 else "bake"
     args = [a for a in sys.argv[2:] if not a.startswith("--")]
-    out = Path(args[0] if args else "/tmp/dev-bake")
+    out = Path(args[0] if args else "/tmp/dev-bake")  # noqa: S108 - a maintainer's scratch copy
     if command == "bake":
         bake(out)
     elif command == "unbake":

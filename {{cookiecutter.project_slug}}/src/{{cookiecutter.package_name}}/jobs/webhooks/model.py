@@ -12,7 +12,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from {{ cookiecutter.package_name }}.db.base import Base, IdMixin, TimestampMixin
 
-SECRET_PREFIX = "whsec_"  # noqa: S105 - the format prefix, not a secret
+SECRET_PREFIX = "whsec_"  # noqa: S105  # pragma: allowlist secret (the format prefix)
 ALL_EVENTS = "*"
 EVENT_TYPES = (
     "project.created",
@@ -25,7 +25,7 @@ EVENT_TYPES = (
 
 
 def new_secret() -> str:
-    """A Standard Webhooks secret: `whsec_` + base64 of 32 random bytes."""
+    """A new Standard Webhooks signing key (the format prefix, then base64 of 32 random bytes)."""
     return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
 
 

@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
+from opentelemetry.instrumentation.utils import suppress_instrumentation
 from sqlalchemy import JSON, Index, String, and_, delete, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
@@ -197,9 +198,15 @@ class Relay:
 
     async def housekeeping(self) -> None:
         """Delete finished rows past retention and refresh the dead-letter depth gauge."""
+        cutoff = utcnow() - timedelta(hours=self.settings.outbox_retention_hours)
+        # Periodic upkeep, like a probe: tracing it would start a trace per pass.
+        with suppress_instrumentation():
+            depth = await self._purge_and_count(cutoff)
+        DEAD_LETTER_DEPTH.set(depth)
+
+    async def _purge_and_count(self, cutoff: datetime) -> int:
         from {{ cookiecutter.package_name }}.jobs.dead_letters import DeadLetter  # the two tables reference each other
 
-        cutoff = utcnow() - timedelta(hours=self.settings.outbox_retention_hours)
         async with self.db.writer() as session, session.begin():
             await session.execute(
                 delete(OutboxMessage).where(
@@ -210,7 +217,7 @@ class Relay:
             depth = await session.scalar(
                 select(func.count()).select_from(DeadLetter).where(DeadLetter.replayed_at.is_(None))
             )
-        DEAD_LETTER_DEPTH.set(depth or 0)
+        return depth or 0
 
 
 class Outbox:

@@ -1,8 +1,14 @@
-"""Print the span tree of real requests, in-process, on the embedded (dev mode) defaults.
+"""Print the traces of real requests in dev mode: request -> outbox -> job -> outgoing call.
 
-Runs the service on a throw-away SQLite file, registers a user, creates an organization and a
-project, then follows one write request through a job hop (the carrier only, as arq will carry
-it) to an outgoing HTTP call to a local receiver. Prints each trace as a tree:
+Runs the service in-process on the embedded defaults (a throw-away SQLite file, no Redis: jobs
+run in-process with the same wrapper as the arq worker), with a local webhook receiver. Then:
+
+1. POST /orgs/{id}/tasks in an organization with a webhook: the write, its outbox row, the
+   relay's send, the job, the signed delivery and its HTTP call, all in one trace;
+2. POST /orgs/{id}/projects/{id}/summary (flag `ai-summary` on): the job and its AI call span
+   (GenAI attributes), with the local deterministic provider.
+
+Each trace is printed as a tree: span name, kind, service, span id and parent span id.
 
     uv run python perf/trace_demo.py        (or: make trace-demo)
 """
@@ -15,7 +21,7 @@ import threading
 from collections.abc import Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 from alembic import command
@@ -23,29 +29,25 @@ from alembic.config import Config
 from asgi_lifespan import LifespanManager
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import SpanKind
-from sqlalchemy import func, select
 
 from {{ cookiecutter.package_name }}.app import create_app
 from {{ cookiecutter.package_name }}.cli import PROJECT_ROOT
-from {{ cookiecutter.package_name }}.dependencies import UnitOfWorkDep
-from {{ cookiecutter.package_name }}.observability.tracing import (
-    extracted_context,
-    inject_trace_context,
-    instrument_httpx,
-    setup_tracing,
-)
-from {{ cookiecutter.package_name }}.resources.projects.model import Project
+from {{ cookiecutter.package_name }}.jobs.runtime import JobsRuntime
 from {{ cookiecutter.package_name }}.settings import Settings
 
 PASSWORD = "a demo password that is long enough"  # noqa: S105 - a throw-away dev database
+# Attributes worth a glance, per span (the first one present is shown).
+SHOWN = ("db.statement", "db.query.text", "app.event.type", "gen_ai.request.model", "http.url")
 
 
 class Receiver(BaseHTTPRequestHandler):
-    """Stands in for a webhook receiver or the AI provider."""
+    """Stands in for an organization's webhook receiver; remembers the traceparent it got."""
+
+    traceparents: ClassVar[list[str]] = []
 
     def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("content-length", 0)))
+        type(self).traceparents.append(self.headers.get("traceparent", "-"))
         self.send_response(204)
         self.end_headers()
 
@@ -63,13 +65,12 @@ def print_tree(spans: Sequence[ReadableSpan]) -> None:
 
     def show(span: ReadableSpan, depth: int) -> None:
         service = span.resource.attributes.get("service.name")
-        millis = ((span.end_time or 0) - (span.start_time or 0)) / 1e6
         attributes = span.attributes or {}
-        detail = attributes.get("db.statement") or attributes.get("http.url") or ""
-        detail = str(detail).split("\n")[0][:60]
+        detail = next((str(attributes[k]) for k in SHOWN if k in attributes), "").strip()
+        parent = f"{span.parent.span_id:016x}" if span.parent else "-" * 16
         print(
-            f"{'  ' * depth}{span.name}  [{span.kind.name.lower()}, {service}, "
-            f"span {span.context.span_id:016x}, {millis:.1f} ms]  {detail}"
+            f"{'  ' * depth}{span.name}  [{span.kind.name.lower()}, {service}] "
+            f"span {span.context.span_id:016x} parent {parent}  {detail.split(chr(10))[0][:50]}"
         )
         for child in children.get(span.context.span_id, []):
             show(child, depth + 1)
@@ -79,41 +80,20 @@ def print_tree(spans: Sequence[ReadableSpan]) -> None:
         show(root, 1)
 
 
-async def demo(url: str) -> None:
+async def demo(url: str, flags_file: Path) -> None:
     """Run the requests and print their traces."""
     exporter = InMemorySpanExporter()
     receiver = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
     threading.Thread(target=receiver.serve_forever, daemon=True).start()
-    settings = Settings(_env_file=None, environment="dev", database_url=url, log_level="WARNING")  # type: ignore[call-arg]
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None,
+        environment="dev",
+        database_url=url,
+        redis_url=None,
+        log_level="WARNING",
+        flags_file=flags_file,
+    )
     app = create_app(settings, span_exporter=exporter)
-    jobs: asyncio.Queue[dict[str, str]] = asyncio.Queue()
-
-    @app.post("/demo/notify", status_code=202)
-    async def notify(uow: UnitOfWorkDep) -> None:
-        """A write whose after-commit hook enqueues a job, as the outbox relay will."""
-        await uow.session.execute(select(func.count()).select_from(Project))
-
-        async def enqueue() -> None:
-            await jobs.put(inject_trace_context())
-
-        uow.after_commit(enqueue)
-
-    async def worker() -> None:
-        carrier = await jobs.get()  # all that crosses the queue
-        provider = setup_tracing(
-            settings, service_name=f"{settings.service_name}-worker", exporter=exporter
-        )
-        with (
-            extracted_context(carrier),
-            provider.get_tracer("jobs").start_as_current_span(
-                "job deliver_webhook", kind=SpanKind.CONSUMER
-            ),
-        ):
-            async with httpx.AsyncClient() as client:
-                instrument_httpx(client, provider)
-                await client.post(f"http://127.0.0.1:{receiver.server_port}/hook", json={})
-        provider.shutdown()
-
     async with LifespanManager(app) as manager:
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://demo") as client:
@@ -124,25 +104,31 @@ async def demo(url: str) -> None:
             ).json()["access_token"]
             auth = {"Authorization": f"Bearer {token}"}
             org = (await client.post("/orgs", json={"name": "Demo"}, headers=auth)).json()["id"]
-            exporter.clear()
-            response = await client.post(
-                f"/orgs/{org}/projects", json={"name": "Launch"}, headers=auth
+            project = (
+                await client.post(f"/orgs/{org}/projects", json={"name": "Launch"}, headers=auth)
+            ).json()["id"]
+            hook = f"http://127.0.0.1:{receiver.server_port}/hooks"
+            await client.post(
+                f"/orgs/{org}/webhooks",
+                json={"url": hook, "events": ["task.created"]},
+                headers=auth,
             )
-            print(
-                f"POST /orgs/<org_id>/projects -> {response.status_code}, "
-                f"X-Trace-Id {response.headers['x-trace-id']}"
-            )
-            print_tree(exporter.get_finished_spans())
-            exporter.clear()
-            consumer = asyncio.create_task(worker())
-            response = await client.post("/demo/notify", headers=auth)
-            await asyncio.wait_for(consumer, timeout=30)
-            print(
-                f"\nPOST /demo/notify -> {response.status_code}, "
-                f"X-Trace-Id {response.headers['x-trace-id']}"
-            )
-            print_tree(exporter.get_finished_spans())
+            for title, path, body in (
+                ("a task write and its webhook", f"/orgs/{org}/tasks", {"project_id": project}),
+                ("a summary and its AI call", f"/orgs/{org}/projects/{project}/summary", None),
+            ):
+                exporter.clear()
+                if body is not None:
+                    body["title"] = "Ship it"
+                response = await client.post(path, json=body, headers=auth)
+                await JobsRuntime.settle_all()  # the in-process job and its retries
+                print(
+                    f"\n== {title}: POST {path.replace(org, '<org>').replace(project, '<project>')}"
+                    f" -> {response.status_code}, X-Trace-Id {response.headers['x-trace-id']}"
+                )
+                print_tree(exporter.get_finished_spans())
     receiver.shutdown()
+    print(f"\nreceiver got traceparent {Receiver.traceparents[-1]}")
 
 
 def main() -> None:
@@ -152,7 +138,9 @@ def main() -> None:
         config = Config(str(PROJECT_ROOT / "alembic.ini"))
         config.attributes.update(database_url=url, configure_logger=False)
         command.upgrade(config, "head")
-        asyncio.run(demo(url))
+        flags = Path(tmp) / "flags.yaml"
+        flags.write_text("ai-summary: true\n", encoding="utf-8")
+        asyncio.run(demo(url, flags))
 
 
 if __name__ == "__main__":

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
@@ -12,6 +13,7 @@ import pytest
 from {{ cookiecutter.package_name }}.db.engines import Database
 from {{ cookiecutter.package_name }}.jobs.outbox import enqueue
 from {{ cookiecutter.package_name }}.jobs.runtime import JobsRuntime
+from {{ cookiecutter.package_name }}.observability.logging import configure_logging
 from {{ cookiecutter.package_name }}.settings import Settings
 
 from ..conftest import make_settings
@@ -52,3 +54,20 @@ async def eventually(check: Callable[[], Awaitable[bool]], *, tries: int = 200) 
             return
         await asyncio.sleep(0.05)
     raise AssertionError("condition never became true")
+
+
+LogLines = Callable[[], list[dict[str, Any]]]
+
+
+@pytest.fixture
+def log_lines(capsys: pytest.CaptureFixture[str]) -> Iterator[LogLines]:
+    """The JSON log lines printed so far (configure logging, e.g. create_app, inside the test);
+    logging is pointed back at the real stdout afterwards."""
+    seen: list[dict[str, Any]] = []
+
+    def read() -> list[dict[str, Any]]:
+        seen.extend(json.loads(x) for x in capsys.readouterr().out.splitlines() if x[:1] == "{")
+        return list(seen)
+
+    yield read
+    configure_logging("WARNING", json=True)

@@ -1,36 +1,36 @@
-"""AI summaries: pinned prompts with a lock, the local provider, and contract tests of the
-OpenAI-compatible client against recorded responses (success, 429, 500, malformed, timeout)."""
+"""AI summaries: pinned prompts with a lock, the local provider, the feature flag that gates
+them, and no second call for a summary already done. The OpenAI-compatible client's contract
+tests (recorded responses) are in tests/contract/test_ai_provider.py."""
 
 from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import AsyncIterator, Iterator
+import uuid
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from typer.testing import CliRunner
 
 from {{ cookiecutter.package_name }} import cli
 from {{ cookiecutter.package_name }}.app import create_app
+from {{ cookiecutter.package_name }}.db.engines import Database
 from {{ cookiecutter.package_name }}.jobs.ai.prompts import (
     LOCK_NAME,
     PromptError,
     load_prompt,
     lock_problems,
 )
-from {{ cookiecutter.package_name }}.jobs.ai.provider import OpenAICompatible
-from {{ cookiecutter.package_name }}.jobs.errors import HttpStatusError, classify
+from {{ cookiecutter.package_name }}.jobs.ai.summary import SUMMARY_JOB, AiSummary
+from {{ cookiecutter.package_name }}.jobs.runtime import JobsRuntime
 from {{ cookiecutter.package_name }}.settings import DEFAULT_PROMPTS_DIR, get_settings
 
-from ..api import Api, User
-from ..conftest import make_settings, running
-from .conftest import eventually
-from .recorded_server import RecordedServer, recorded_server, recording
-
-KEY = "sk-test-not-a-real-key"
+from ..api import Api
+from ..conftest import FLAGS_ON, make_settings, running
+from ..contract.stand_in import serve
+from .conftest import LogLines, put_in_outbox
+from .summaries import project_with_tasks, summary
 
 
 def test_every_prompt_matches_the_lock() -> None:
@@ -103,42 +103,10 @@ def test_rendering_fills_placeholders_and_refuses_missing_ones() -> None:
         prompt.messages(project_name="x")
 
 
-async def _project_with_tasks(api: Api) -> tuple[User, str, str]:
-    owner = await api.user()
-    org = await api.org(owner)
-    project = (await api.project(org, owner, name="Launch 🚀"))["id"]
-    for title, status, due in (
-        ("Ship it 🚀", "todo", "2024-02-29"),
-        ("Write\nrelease notes", "done", None),
-        ("Tell the world", "in_progress", None),
-    ):
-        body: dict[str, Any] = {"project_id": project, "title": title, "status": status}
-        if due:
-            body["due_date"] = due
-        await api.task(org, owner, body)
-    return owner, org, project
-
-
-async def _summary(client: httpx.AsyncClient, user: User, org: str, project: str) -> dict[str, Any]:
-    started = await client.post(f"/orgs/{org}/projects/{project}/summary", headers=user.headers)
-    assert started.status_code == 202, started.text
-    assert started.json()["status"] == "queued"
-    url = f"/orgs/{org}/projects/{project}/summary/{started.json()['id']}"
-    result: dict[str, Any] = {}
-
-    async def finished() -> bool:
-        response = await client.get(url, headers=user.headers)
-        result.update(response.json())
-        return result["status"] in ("done", "failed")
-
-    await eventually(finished)
-    return result
-
-
 async def test_local_provider_summaries_are_deterministic_and_record_provenance(api: Api) -> None:
-    owner, org, project = await _project_with_tasks(api)
-    first = await _summary(api.client, owner, org, project)
-    second = await _summary(api.client, owner, org, project)
+    owner, org, project = await project_with_tasks(api)
+    first = await summary(api.client, owner, org, project)
+    second = await summary(api.client, owner, org, project)
     assert first["status"] == "done", first
     assert first["result"] == second["result"]
     assert first["result"].startswith("3 tasks (1 done, 1 in_progress, 1 todo).")
@@ -159,102 +127,86 @@ async def test_local_provider_summaries_are_deterministic_and_record_provenance(
     assert viewer_can_read.status_code == 200
 
 
-@pytest.fixture
-def provider() -> Iterator[RecordedServer]:
-    with recorded_server() as server:
-        yield server
+async def test_the_ai_summary_flag_gates_the_request(database_url: str, tmp_path: Path) -> None:
+    """Off (the default): 404 feature-disabled, nothing queued; on: 202; summaries made while
+    it was on stay readable after it is switched off."""
+    on = make_settings(database_url, flags_file=FLAGS_ON)
+    async with running(create_app(on)) as client:
+        api = Api(client)
+        owner, org, project = await project_with_tasks(api)
+        done = await summary(client, owner, org, project)
+        assert done["status"] == "done"
+
+    off_file = tmp_path / "flags.yaml"
+    off_file.write_text("ai-summary: false\n", encoding="utf-8")
+    for off in (make_settings(database_url), make_settings(database_url, flags_file=off_file)):
+        async with running(create_app(off)) as client:
+            refused = await client.post(
+                f"/orgs/{org}/projects/{project}/summary", headers=owner.headers
+            )
+            assert refused.status_code == 404, refused.text
+            assert refused.headers["content-type"] == "application/problem+json"
+            body = refused.json()
+            assert body["type"].endswith("/feature-disabled")
+            assert body["flag"] == "ai-summary"
+            assert "not enabled" in body["detail"]
+            kept = await client.get(
+                f"/orgs/{org}/projects/{project}/summary/{done['id']}", headers=owner.headers
+            )
+            assert kept.json()["result"] == done["result"]
 
 
-@pytest.fixture
-async def ai_client(
-    database_url: str, provider: RecordedServer
-) -> AsyncIterator[httpx.AsyncClient]:
-    settings = make_settings(
-        database_url,
-        ai_provider="openai",
-        ai_base_url=provider.url,
-        ai_api_key=KEY,
-        ai_timeout_seconds=0.3,
-        job_max_tries=3,
-    )
+async def test_a_redelivered_summary_job_does_not_call_the_provider_again(
+    database_url: str, admin_engine: AsyncEngine
+) -> None:
+    with serve() as provider:
+        settings = make_settings(
+            database_url,
+            ai_provider="openai",
+            ai_base_url=provider.url,
+            ai_api_key="sk-test-not-a-real-key",  # pragma: allowlist secret
+            flags_file=FLAGS_ON,
+        )
+        async with running(create_app(settings)) as client:
+            owner, org, project = await project_with_tasks(Api(client))
+            done = await summary(client, owner, org, project)
+            assert done["status"] == "done"
+            assert len(provider.received) == 1
+            # At-least-once: the same job arrives again (a relay redispatch, a replay).
+            runtime = JobsRuntime(settings, Database(settings), redis_url="")
+            try:
+                await put_in_outbox(runtime.db, SUMMARY_JOB, {"summary_id": done["id"]})
+                await runtime.drain()
+            finally:
+                await runtime.close()
+                await runtime.db.dispose()
+        assert len(provider.received) == 1, "a finished summary is not paid for twice"
+    async with AsyncSession(admin_engine) as session:
+        record = await session.get(AiSummary, uuid.UUID(done["id"]))
+    assert record is not None
+    assert (record.status, record.result) == ("done", done["result"])
+
+
+async def test_ai_job_log_lines_carry_the_prompt_job_org_and_trace_ids(
+    database_url: str, log_lines: LogLines
+) -> None:
+    settings = make_settings(database_url, flags_file=FLAGS_ON, log_level="INFO")
     async with running(create_app(settings)) as client:
-        yield client
-
-
-async def test_contract_success(ai_client: httpx.AsyncClient, provider: RecordedServer) -> None:
-    api = Api(ai_client)
-    owner, org, project = await _project_with_tasks(api)
-    result = await _summary(ai_client, owner, org, project)
-    assert result["status"] == "done", result
-    expected = json.loads(recording("success")["body"])["choices"][0]["message"]["content"]
-    assert result["result"] == expected
-    assert result["model"] == "gpt-4o-mini-2024-07-18"
-    assert result["provider"] == "openai"
-    [request] = provider.requests
-    assert request["path"] == "/v1/chat/completions"
-    assert request["headers"]["authorization"] == f"Bearer {KEY}"
-    sent = request["json"]
-    assert sent["model"] == "gpt-4o-mini-2024-07-18"  # the pinned version, not an alias
-    assert (sent["temperature"], sent["max_tokens"]) == (0.2, 400)
-    assert "Launch 🚀" in sent["messages"][1]["content"]
-    assert "- Ship it 🚀 [todo, due 2024-02-29]" in sent["messages"][1]["content"]
-
-
-async def test_contract_429_honours_retry_after_then_succeeds(
-    ai_client: httpx.AsyncClient, provider: RecordedServer
-) -> None:
-    async with httpx.AsyncClient() as http:
-        client = OpenAICompatible(http, provider.url, KEY, 1.0)
-        provider.script = [("rate_limited", 0.0)]
-        with pytest.raises(HttpStatusError) as caught:
-            await client.complete(model="m", messages=[{"role": "user", "content": "x"}], params={})
-    verdict = classify(caught.value)
-    assert verdict.retryable
-    assert verdict.retry_after == 1.0
-
-    provider.script = [("rate_limited", 0.0)]
-    api = Api(ai_client)
-    owner, org, project = await _project_with_tasks(api)
-    result = await _summary(ai_client, owner, org, project)
-    assert result["status"] == "done"
-    assert [r["answered"] for r in provider.requests[1:]] == ["rate_limited", "success"]
-
-
-@pytest.mark.parametrize(
-    ("recorded", "delay", "error", "calls"),
-    [
-        ("server_error", 0.0, "HTTP 500", 3),  # retried up to max tries, then dead-lettered
-        ("malformed", 0.0, "malformed response", 3),  # retried: providers truncate sometimes
-        ("success", 1.0, "ReadTimeout", 3),  # slower than ai_timeout_seconds
-        ("bad_request", 0.0, "HTTP 400", 1),  # a permanent error: dead-lettered at once
-    ],
-)
-async def test_contract_failures_end_in_a_failed_summary_and_a_dead_letter(
-    ai_client: httpx.AsyncClient,
-    provider: RecordedServer,
-    recorded: str,
-    delay: float,
-    error: str,
-    calls: int,
-) -> None:
-    provider.default = (recorded, delay)
-    api = Api(ai_client)
-    owner, org, project = await _project_with_tasks(api)
-    result = await _summary(ai_client, owner, org, project)
-    assert result["status"] == "failed"
-    assert error in result["error"]
-    assert len(provider.requests) == calls
-    [letter] = (await ai_client.get(f"/orgs/{org}/dead-letters", headers=owner.headers)).json()
-    assert letter["job_name"] == "ai.summarize_project"
-    assert letter["attempts"] == calls
-
-
-async def test_contract_one_malformed_answer_is_retried(
-    ai_client: httpx.AsyncClient, provider: RecordedServer
-) -> None:
-    provider.script = [("malformed", 0.0), ("server_error", 0.0)]
-    api = Api(ai_client)
-    owner, org, project = await _project_with_tasks(api)
-    result = await _summary(ai_client, owner, org, project)
-    assert result["status"] == "done"
-    assert [r["answered"] for r in provider.requests] == ["malformed", "server_error", "success"]
+        owner, org, project = await project_with_tasks(Api(client))
+        started = await client.post(
+            f"/orgs/{org}/projects/{project}/summary", headers=owner.headers
+        )
+        assert started.status_code == 202
+        await JobsRuntime.settle_all()
+    lines = log_lines()
+    calls = [line for line in lines if line["event"] in ("ai_call", "ai_call_done")]
+    assert [line["event"] for line in calls] == ["ai_call", "ai_call_done"]
+    [done] = [line for line in lines if line["event"] == "job_done"]
+    for line in (*calls, done):
+        assert line["job"] == "ai.summarize_project"
+        assert line["org_id"] == org
+        assert line["trace_id"] == started.headers["x-trace-id"]  # the request's trace
+        assert len(line["span_id"]) == 16
+        assert line["job_id"] == done["job_id"]
+    assert all(line["prompt_id"] == "project_summary@1" for line in calls)
+    assert "prompt_id" not in done  # bound around the AI call only

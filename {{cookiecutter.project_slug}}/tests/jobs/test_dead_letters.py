@@ -13,6 +13,8 @@ from {{ cookiecutter.package_name }} import cli
 from {{ cookiecutter.package_name }}.db.engines import Database
 from {{ cookiecutter.package_name }}.jobs import dead_letters
 from {{ cookiecutter.package_name }}.jobs.outbox import OutboxMessage, OutboxStatus
+from {{ cookiecutter.package_name }}.jobs.runtime import JobsRuntime
+from {{ cookiecutter.package_name }}.observability.metrics import DEAD_LETTER_DEPTH
 from {{ cookiecutter.package_name }}.settings import Settings, get_settings
 
 from ..api import Api
@@ -116,3 +118,21 @@ def test_cli_lists_and_replays(
         assert "pending" not in runner.invoke(cli.app, ["dlq", "list", "--all"]).output
     finally:
         get_settings.cache_clear()
+
+
+async def test_the_depth_gauge_is_counted_in_the_database_never_below_zero(
+    api: Api, job_settings: Settings, runtime: JobsRuntime
+) -> None:
+    """An API process replays letters a worker recorded: its gauge must not go to -1."""
+    owner = await api.user()
+    org = await api.org(owner)
+    letter_id = await _dead(job_settings, org, uuid.uuid4().hex)
+    await _dead(job_settings, org, uuid.uuid4().hex)
+    DEAD_LETTER_DEPTH.set(0)  # a fresh API process: it recorded none of them
+    replayed = await api.client.post(
+        f"/orgs/{org}/dead-letters/{letter_id}/replay", headers=owner.headers
+    )
+    assert replayed.status_code == 202
+    assert DEAD_LETTER_DEPTH._value.get() == 0  # not moved by the replay
+    await runtime.relay.housekeeping()  # the worker's cron (or the in-process poller)
+    assert DEAD_LETTER_DEPTH._value.get() == 1  # what the table holds: one not replayed

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from {{ cookiecutter.package_name }}.db.engines import Database
 from {{ cookiecutter.package_name }}.jobs import dead_letters
 from {{ cookiecutter.package_name }}.jobs.dead_letters import DeadLetter
 from {{ cookiecutter.package_name }}.jobs.errors import (
@@ -22,7 +23,8 @@ from {{ cookiecutter.package_name }}.jobs.errors import (
 from {{ cookiecutter.package_name }}.jobs.outbox import OutboxMessage, OutboxStatus
 from {{ cookiecutter.package_name }}.jobs.runner import backoff
 from {{ cookiecutter.package_name }}.jobs.runtime import JobsRuntime
-from {{ cookiecutter.package_name }}.observability.metrics import DEAD_LETTERS, JOB_RETRIES, JOBS
+from {{ cookiecutter.package_name }}.observability.metrics import DEAD_LETTERS, JOB_RETRIES, JOB_TIMEOUTS, JOBS
+from {{ cookiecutter.package_name }}.settings import Settings
 
 from ..conftest import make_settings
 from . import probe_jobs
@@ -60,6 +62,11 @@ async def _letters(engine: AsyncEngine, job: str) -> list[DeadLetter]:
         (RetryableJobError("later", retry_after=3), True, 3),
         (PermanentJobError("never"), False, None),
         (ValueError("bad row"), False, None),
+        (UnicodeDecodeError("utf-8", b"\xff", 0, 1, "invalid start byte"), False, None),
+        # Unexpected errors are retried (bounded by max tries), as the module promises.
+        (KeyError("missing"), True, None),
+        (TypeError("NoneType is not subscriptable"), True, None),
+        (RuntimeError("a bug"), True, None),
     ],
 )
 def test_errors_are_classified(
@@ -73,6 +80,8 @@ def test_errors_are_classified(
 def test_retry_after_accepts_seconds_and_http_dates() -> None:
     now = datetime(2024, 2, 29, 12, 0, tzinfo=UTC)
     assert parse_retry_after("120") == 120
+    assert parse_retry_after(" 1.5 ") == 1.5
+    assert parse_retry_after("-3") is None
     assert parse_retry_after("Thu, 29 Feb 2024 12:01:30 GMT", now=now) == 90
     assert parse_retry_after("Thu, 29 Feb 2024 11:00:00 GMT", now=now) == 0
     assert parse_retry_after("soon") is None
@@ -199,3 +208,36 @@ async def test_relay_redispatches_rows_whose_job_never_finished(
     row = await _outbox(admin_engine, row_id)
     assert row.status == OutboxStatus.done
     assert row.dispatch_count == 1
+
+
+async def test_an_attempt_over_its_time_limit_is_a_retryable_timeout(
+    runtime: JobsRuntime, admin_engine: AsyncEngine
+) -> None:
+    key = _key()
+    timeouts = JOB_TIMEOUTS.labels("test.slow")._value.get()
+    row_id = await put_in_outbox(runtime.db, "test.slow", {"key": key})
+    await runtime.drain()
+    assert probe_jobs.ATTEMPTS[key] == 2
+    assert JOB_TIMEOUTS.labels("test.slow")._value.get() == timeouts + 2
+    assert (await _outbox(admin_engine, row_id)).status == OutboxStatus.dead
+    [letter] = [x for x in await _letters(admin_engine, "test.slow") if x.args["key"] == key]
+    assert letter.last_error == "JobTimeout: over its 0.2 s limit"
+
+
+async def test_the_in_process_runner_runs_at_most_worker_max_jobs_at_once(
+    job_settings: Settings,
+) -> None:
+    settings = job_settings.model_copy(update={"worker_max_jobs": 2})
+    db = Database(settings)
+    runtime = JobsRuntime(settings, db, redis_url="")
+    keys = [_key() for _ in range(5)]
+    probe_jobs.PEAK.pop("test.concurrent", None)
+    try:
+        for key in keys:
+            await put_in_outbox(db, "test.concurrent", {"key": key})
+        await runtime.drain()
+    finally:
+        await runtime.close()
+        await db.dispose()
+    assert all(probe_jobs.ATTEMPTS[key] == 1 for key in keys)
+    assert probe_jobs.PEAK["test.concurrent"] == 2  # 5 queued, never more than 2 running

@@ -7,9 +7,9 @@ import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import httpx
 import orjson
 import pytest
-from redis.asyncio import Redis
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
@@ -21,7 +21,13 @@ from {{ cookiecutter.package_name }}.jobs.outbox import OutboxMessage
 from {{ cookiecutter.package_name }}.jobs.runtime import JobsRuntime
 from {{ cookiecutter.package_name }}.jobs.webhooks.jobs import deliver
 from {{ cookiecutter.package_name }}.jobs.webhooks.model import WebhookEndpoint, new_secret
-from {{ cookiecutter.package_name }}.jobs.webhooks.ssrf import UnsafeTargetError, check_target
+from {{ cookiecutter.package_name }}.jobs.webhooks.ssrf import (
+    GuardedBackend,
+    UnsafeTargetError,
+    allowed_addresses,
+    check_target,
+    guarded_transport,
+)
 from {{ cookiecutter.package_name }}.jobs.worker import build_worker
 from {{ cookiecutter.package_name }}.resources.orgs.model import Organization
 from {{ cookiecutter.package_name }}.settings import Settings
@@ -29,7 +35,7 @@ from {{ cookiecutter.package_name }}.settings import Settings
 from ..api import Api
 from ..conftest import REDIS_URL, make_settings, running
 from ..factories import TaskFactory
-from .conftest import eventually
+from .conftest import LogLines, eventually
 from .receiver import Receiver, receiver
 
 
@@ -248,10 +254,17 @@ async def test_production_refuses_private_targets(database_url: str) -> None:
         "http://192.168.0.10/x",
         "http://[::1]/x",
         "http://[::ffff:127.0.0.1]/x",
+        "http://100.100.100.200/latest/meta-data",  # carrier-grade NAT (a cloud's metadata)
+        "http://[2002:7f00:1::]/x",  # 6to4 wrapping 127.0.0.1
+        "http://[64:ff9b::a9fe:a9fe]/x",  # NAT64 wrapping 169.254.169.254
+        "http://224.0.0.1/x",  # multicast
+        "http://0.0.0.0/x",
+        "http://198.18.0.1/x",  # benchmarking range
     ):
         with pytest.raises(UnsafeTargetError):
             await check_target(url, settings)
     await check_target("https://93.184.216.34/hooks", settings)  # a public address literal
+    await check_target("https://[2606:4700::1111]/hooks", settings)
     await check_target("http://127.0.0.1:8080/x", make_settings(database_url))  # dev/test: allowed
 
     async with running(create_app(settings)) as client:
@@ -285,8 +298,10 @@ async def test_delivery_rechecks_the_target(database_url: str, admin_engine: Asy
             "timestamp": "2024-02-29T12:00:00+00:00",
             "data": {},
         }
-        # Registered while allowed (or DNS changed since): refused at delivery, for good.
-        with pytest.raises(PermanentJobError, match="refused webhook target"):
+        # Registered while allowed (or DNS changed since): refused at connect time, for good.
+        with pytest.raises(
+            PermanentJobError, match=re.escape("refused webhook target http://127.0.0.1:9")
+        ):
             await deliver(runtime.env, args)
     finally:
         await runtime.close()
@@ -297,12 +312,10 @@ async def test_delivery_rechecks_the_target(database_url: str, admin_engine: Asy
 @pytest.mark.skipif(REDIS_URL is None, reason="TEST_REDIS_URL not set")
 @pytest.mark.filterwarnings("ignore:Call to deprecated close:DeprecationWarning")
 async def test_delivery_through_the_arq_worker(database_url: str, hook: Receiver) -> None:
-    assert REDIS_URL is not None
-    redis = Redis.from_url(REDIS_URL)
-    await redis.flushdb()
-    await redis.aclose()
     hook.plan = [(503, 0.0)]
-    settings: Settings = make_settings(database_url, redis_url=REDIS_URL)
+    settings: Settings = make_settings(
+        database_url, redis_url=REDIS_URL, jobs_queue_name=f"test:{uuid.uuid4().hex}"
+    )
     async with running(create_app(settings)) as client:
         api = Api(client)
         owner, org, project_id, secret = await _setup(api, hook.url)
@@ -316,3 +329,70 @@ async def test_delivery_through_the_arq_worker(database_url: str, hook: Receiver
     assert [r.headers["x-answered"] for r in hook.received] == ["503", "200"]
     event = _readme_verifier()(secret, hook.received[-1].body, hook.received[-1].headers)
     assert event["type"] == "task.created"
+
+
+async def test_the_guard_connects_to_the_address_it_checked(hook: Receiver) -> None:
+    """Resolution happens once, in the guard: the connection goes to the checked address (no
+    second lookup a rebinding DNS could answer differently), with the name kept as Host."""
+    port = int(hook.url.rsplit(":", 1)[1].split("/", 1)[0])
+    lookups: list[str] = []
+
+    async def resolver(host: str, _port: int) -> list[str]:
+        lookups.append(host)
+        return ["127.0.0.1"]  # what the name resolves to, this once
+
+    # A guard that allows loopback, so the local receiver stands in for a public one.
+    backend = GuardedBackend(resolve=resolver, allow=lambda _address: True)
+    async with httpx.AsyncClient(transport=guarded_transport(backend=backend)) as client:
+        response = await client.post(f"http://hooks.example.test:{port}/hooks", content=b"{}")
+    assert response.status_code == 200
+    assert lookups == ["hooks.example.test"]
+    assert hook.received[0].headers["host"] == f"hooks.example.test:{port}"
+
+
+async def test_the_guard_refuses_a_name_that_rebinds_to_a_private_address() -> None:
+    answers = iter([["93.184.216.34"], ["93.184.216.34", "169.254.169.254"]])
+
+    async def rebinding(_host: str, _port: int) -> list[str]:
+        return next(answers)
+
+    backend = GuardedBackend(resolve=rebinding)
+    # Registration-time check: public. Connect time: one private address among the answers.
+    await allowed_addresses("rebind.example.test", 80, resolve=rebinding)
+    async with httpx.AsyncClient(transport=guarded_transport(backend=backend)) as client:
+        with pytest.raises(UnsafeTargetError, match=re.escape("169.254.169.254")):
+            await client.post("http://rebind.example.test/hooks", content=b"{}")
+
+
+async def test_a_description_with_nul_is_a_422(api: Api, hook: Receiver) -> None:
+    owner = await api.user()
+    org = await api.org(owner)
+    refused = await api.client.post(
+        f"/orgs/{org}/webhooks",
+        json={"url": hook.url, "description": "bad\u0000byte"},
+        headers=owner.headers,
+    )
+    assert refused.status_code == 422, refused.text
+    assert refused.headers["content-type"] == "application/problem+json"
+
+
+async def test_receiver_urls_with_credentials_never_reach_logs_or_errors(
+    database_url: str, hook: Receiver, log_lines: LogLines
+) -> None:
+    hook.default = (500, 0.0)
+    password = "hunter2-pw"  # pragma: allowlist secret
+    secret_url = hook.url.replace("http://", f"http://user:{password}@")
+    secret_url += "/T0/B0/xoxb-token?sig=s3cr3t"
+    settings = make_settings(database_url, job_max_tries=2, log_level="INFO")
+    async with running(create_app(settings)) as client:
+        api = Api(client)
+        owner, org, project_id, _ = await _setup(api, secret_url)
+        await api.task(org, owner, TaskFactory.payload(project_id))
+        await JobsRuntime.settle_all()
+        [letter] = (await client.get(f"/orgs/{org}/dead-letters", headers=owner.headers)).json()
+    origin = hook.url.rsplit("/", 1)[0]
+    assert f"webhook receiver {origin} answered 500" in letter["last_error"]
+    text = "\n".join(str(line) for line in log_lines()) + letter["last_error"]
+    assert any(line.get("event") == "job_retry" for line in log_lines())
+    for secret in ("hunter2-pw", "xoxb-token", "s3cr3t"):
+        assert secret not in text

@@ -9,7 +9,6 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from {{ cookiecutter.package_name }}.app import create_app
-from {{ cookiecutter.package_name }}.observability.exposition import app_registry, start_metrics_server
 
 from ..api import Api
 from ..conftest import make_settings, running
@@ -148,15 +147,3 @@ async def test_metrics_on_a_port_of_their_own(database_url: str) -> None:
     async with httpx.AsyncClient() as outside:
         with pytest.raises(httpx.ConnectError):
             await outside.get(f"http://127.0.0.1:{port}/metrics")
-
-
-def test_worker_metrics_server() -> None:
-    server, thread = start_metrics_server(0, host="127.0.0.1", registry=app_registry())
-    try:
-        response = httpx.get(f"http://127.0.0.1:{server.server_port}/metrics")
-        assert response.status_code == 200
-        assert "app_permission_denials_total" in response.text
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)

@@ -89,8 +89,37 @@ def test_the_promtool_tests_fail_when_an_alert_cannot_fire(tmp_path: Path) -> No
 
 def test_rules_keep_the_names_the_canary_analysis_queries() -> None:
     text = dump_yaml(render_rules(load_slos(SLO_FILE)))
-    assert 'app_http_requests_total{status_class="5xx"}' in text
+    assert 'app_http_requests_total{status_class="5xx",route!~"/health/.*"}' in text
     assert "app_http_request_duration_seconds_bucket{route=~" in text
+
+
+def test_probes_are_not_service_traffic_for_the_slis() -> None:
+    """Every all-route ratio leaves /health/* out (the promtool test proves it: its healthy
+    case has a readiness probe failing every time, and must not page)."""
+    rules = render_rules(load_slos(SLO_FILE))
+    exprs = [r["expr"] for r in rules["groups"][0]["rules"] if "slo" in r.get("labels", {})]
+    all_routes = [e for e in exprs if "route=~" not in e]
+    assert all_routes
+    for expr in all_routes:
+        for selected in re.findall(r"app_http_requests_total(\S*?)\[", expr):
+            assert 'route!~"/health/.*"' in selected, expr
+
+
+def test_the_jobs_dashboard_shows_job_outcomes_dead_letters_and_the_outbox() -> None:
+    dashboard = json.loads(render_dashboards(load_slos(SLO_FILE))["jobs-domain.json"])
+    exprs = " ".join(t["expr"] for panel in dashboard["panels"] for t in panel["targets"])
+    for metric in (
+        "app_jobs_total",
+        "app_job_retries_total",
+        "app_job_timeouts_total",
+        "app_job_lost_tries_total",
+        "app_dead_letters_depth",
+        "app_outbox_dispatch_failures_total",
+    ):
+        assert metric in exprs
+    titles = [panel["title"] for panel in dashboard["panels"]]
+    assert len(titles) == len(set(titles))
+    assert len({panel["id"] for panel in dashboard["panels"]}) == len(titles)
 
 
 def test_route_groups_match_route_templates_and_do_not_overlap() -> None:

@@ -1,106 +1,38 @@
-"""One trace from the HTTP request through the database and a job hop to an outgoing HTTP call.
-
-The job hop is what the worker does: a separate asyncio task that receives nothing but the
-carrier dict, and its own tracer provider (the worker process builds its own).
+"""One trace from an HTTP request through the outbox, the relay and the job that it caused, to
+the job's outgoing HTTP call, and on to the receiver: through the real arq worker (its own
+process-like provider, `<service>-worker`) and through the in-process runner of embedded mode.
 """
 
 from __future__ import annotations
 
-import asyncio
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+import uuid
+from collections.abc import Iterator, Sequence
 
 import httpx
 import pytest
-from fastapi import FastAPI
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 from redis.asyncio import Redis
-from sqlalchemy import func, select
 
 from {{ cookiecutter.package_name }}.app import create_app
-from {{ cookiecutter.package_name }}.dependencies import UnitOfWorkDep
+from {{ cookiecutter.package_name }}.jobs.worker import build_worker
 from {{ cookiecutter.package_name }}.observability.tracing import (
     extracted_context,
     inject_trace_context,
-    instrument_httpx,
     instrument_redis,
     setup_tracing,
 )
-from {{ cookiecutter.package_name }}.resources.users.model import User
+from {{ cookiecutter.package_name }}.settings import Settings
 
+from ..api import Api
 from ..conftest import REDIS_URL, make_settings, running
+from ..jobs.conftest import eventually
+from ..jobs.receiver import Receiver, receiver
 
-
-class _Receiver(BaseHTTPRequestHandler):
-    """A third-party HTTP endpoint: answers 200 and remembers the headers it was sent."""
-
-    seen: list[dict[str, str]]
-
-    def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("content-length", 0)))
-        type(self).seen.append({k.lower(): v for k, v in self.headers.items()})
-        self.send_response(200)
-        self.send_header("content-length", "2")
-        self.end_headers()
-        self.wfile.write(b"ok")
-
-    def log_message(self, *_args: Any) -> None:  # keep the test output quiet
-        pass
-
-
-@pytest.fixture
-def receiver() -> Iterator[tuple[str, list[dict[str, str]]]]:
-    """A local HTTP server on a free port; yields its URL and the headers it received."""
-    handler = type("Receiver", (_Receiver,), {"seen": []})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}/hook", handler.seen
-    server.shutdown()
-    server.server_close()
-
-
-def _add_enqueueing_route(app: FastAPI, queue: asyncio.Queue[dict[str, str]]) -> None:
-    """A write route that reads the database and, once committed, 'enqueues' a job carrier."""
-
-    @app.post("/_test/enqueue", status_code=202)
-    async def enqueue(uow: UnitOfWorkDep) -> dict[str, int]:
-        users = await uow.session.scalar(select(func.count()).select_from(User))
-
-        async def dispatch() -> None:  # what the outbox relay / arq enqueue will do
-            await queue.put(inject_trace_context())
-
-        uow.after_commit(dispatch)
-        return {"users": int(users or 0)}
-
-
-async def _worker(
-    queue: asyncio.Queue[dict[str, str]], url: str, exporter: InMemorySpanExporter
-) -> None:
-    """The worker side: its own provider, the carrier only, an instrumented httpx call."""
-    carrier = await queue.get()
-    provider = setup_tracing(
-        make_settings("sqlite+aiosqlite://"), service_name="jobs-worker", exporter=exporter
-    )
-    tracer = provider.get_tracer("{{ cookiecutter.package_name }}.jobs")
-    try:
-        with (
-            extracted_context(carrier),
-            tracer.start_as_current_span(
-                "job deliver_webhook", kind=SpanKind.CONSUMER, attributes={"app.job_id": "42"}
-            ),
-        ):
-            async with httpx.AsyncClient() as client:
-                instrument_httpx(client, provider)
-                response = await client.post(url, json={"event": "demo"})
-                response.raise_for_status()
-    finally:
-        provider.shutdown()
+CLIENT_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
+CLIENT_SPAN = "00f067aa0ba902b7"
 
 
 def parent_id(span: ReadableSpan) -> int | None:
@@ -108,57 +40,136 @@ def parent_id(span: ReadableSpan) -> int | None:
     return span.parent.span_id if span.parent is not None else None
 
 
-def _by_name(spans: tuple[ReadableSpan, ...], prefix: str) -> list[ReadableSpan]:
-    return [s for s in spans if s.name.startswith(prefix)]
+def _one(spans: Sequence[ReadableSpan], name: str, kind: SpanKind) -> ReadableSpan:
+    found = [s for s in spans if s.name == name and s.kind is kind]
+    assert len(found) == 1, (name, [(s.name, s.kind) for s in spans])
+    return found[0]
 
 
-async def test_one_trace_from_request_through_job_to_outgoing_call(
-    database_url: str, receiver: tuple[str, list[dict[str, str]]]
-) -> None:
-    url, seen = receiver
-    exporter = InMemorySpanExporter()
-    queue: asyncio.Queue[dict[str, str]] = asyncio.Queue()
-    app = create_app(make_settings(database_url), span_exporter=exporter)
-    _add_enqueueing_route(app, queue)
+def _statement(span: ReadableSpan) -> str:
+    attributes = span.attributes or {}
+    return str(attributes.get("db.statement") or attributes.get("db.query.text") or "")
+
+
+@pytest.fixture
+def hook() -> Iterator[Receiver]:
+    with receiver() as r:
+        yield r
+
+
+async def _request_a_task(
+    settings: Settings, exporter: InMemorySpanExporter, url: str
+) -> tuple[str, str]:
+    """A client creates a task in an org with a webhook; returns (org id, X-Trace-Id).
+
+    The client sends its own `traceparent`: the request continues it, and the job must hang
+    off the server span, not off the client's."""
+    app = create_app(settings, span_exporter=exporter)
     async with running(app) as client:
-        worker = asyncio.create_task(_worker(queue, url, exporter))
-        response = await client.post("/_test/enqueue")
-        assert response.status_code == 202, response.text
-        await asyncio.wait_for(worker, timeout=30)
+        api = Api(client)
+        owner = await api.user()
+        org = await api.org(owner)
+        project = await api.project(org, owner)
+        created = await client.post(
+            f"/orgs/{org}/webhooks",
+            json={"url": url, "events": ["task.created"]},
+            headers=owner.headers,
+        )
+        assert created.status_code == 201, created.text
+        exporter.clear()
+        response = await client.post(
+            f"/orgs/{org}/tasks",
+            json={"project_id": project["id"], "title": "Trace me ✨"},
+            headers={**owner.headers, "traceparent": f"00-{CLIENT_TRACE}-{CLIENT_SPAN}-01"},
+        )
+        assert response.status_code == 201, response.text
+        if not settings.redis_url:  # in-process: the job runs in this app, wait for its spans
+            await eventually(lambda: _finished(exporter, "process webhooks.deliver"))
+    return org, response.headers["x-trace-id"]
 
-    spans = exporter.get_finished_spans()
-    (server,) = [s for s in spans if s.kind is SpanKind.SERVER]
-    (job,) = _by_name(spans, "job ")
-    (outgoing,) = [s for s in spans if s.kind is SpanKind.CLIENT and s.name.startswith("POST")]
-    sql = [s for s in spans if {"db.statement", "db.query.text"} & set(s.attributes or {})]
 
-    assert server.name == "POST /_test/enqueue"
-    trace_id = server.context.trace_id
-    # Only the outbox relay's polling (a background loop, its own traces) may stand apart; its
-    # housekeeping is not traced at all.
-    apart = [s for s in spans if s.context.trace_id != trace_id]
-    assert all("FROM outbox" in str((s.attributes or {}).get("db.statement", "")) for s in apart), (
-        "every span of the request's chain is in one trace",
-        [str((s.attributes or {}).get("db.statement", s.name))[:120] for s in apart],
-    )
-    assert response.headers["x-trace-id"] == format(trace_id, "032x")
+async def _finished(exporter: InMemorySpanExporter, name: str) -> bool:
+    return any(s.name == name for s in exporter.get_finished_spans())
 
-    request_sql = [s for s in sql if s.context.trace_id == trace_id]
-    assert request_sql, "SQLAlchemy statements are traced"
-    assert all(parent_id(s) == server.context.span_id for s in request_sql)
 
-    assert parent_id(job) == server.context.span_id
-    assert job.resource.attributes["service.name"] == "jobs-worker"
+def _assert_one_chain(
+    spans: Sequence[ReadableSpan], trace_id: str, hook: Receiver, *, job_service: str
+) -> None:
+    """server -> (outbox INSERT, send) ; send -> process -> webhook deliver -> POST, one trace,
+    and the receiver got the traceparent of the POST."""
+    assert trace_id == CLIENT_TRACE  # the client's trace is continued...
+    server = _one(spans, "POST /orgs/{org_id}/tasks", SpanKind.SERVER)
+    assert parent_id(server) == int(CLIENT_SPAN, 16)
+    send = _one(spans, "send webhooks.deliver", SpanKind.PRODUCER)
+    process = _one(spans, "process webhooks.deliver", SpanKind.CONSUMER)
+    deliver = _one(spans, "webhook deliver", SpanKind.INTERNAL)
+    outgoing = _one(spans, "POST", SpanKind.CLIENT)
+    inserts = [s for s in spans if _statement(s).startswith("INSERT INTO outbox")]
+
+    apart = [s for s in spans if format(s.context.trace_id, "032x") != trace_id]
+    assert not apart, [(s.name, _statement(s)[:60]) for s in apart]
+    assert [parent_id(s) for s in inserts] == [server.context.span_id]
+    # ...but the job's parent is the server span (via the relay's send), not the client's span.
+    assert parent_id(send) == server.context.span_id
+    assert parent_id(process) == send.context.span_id
+    assert parent_id(deliver) == process.context.span_id
+    assert parent_id(outgoing) == deliver.context.span_id
     assert server.resource.attributes["service.name"] == "{{ cookiecutter.project_slug }}"
-    assert parent_id(outgoing) == job.context.span_id
+    assert process.resource.attributes["service.name"] == job_service
+    assert outgoing.resource.attributes["service.name"] == job_service
+    job_sql = [s for s in spans if parent_id(s) == process.context.span_id and _statement(s)]
+    assert any(_statement(s).startswith("UPDATE outbox") for s in job_sql), "marked done in the job"
 
-    # The receiver got the W3C context of the outgoing call's span: the trace goes on there.
-    (headers,) = seen
-    _version, sent_trace, sent_parent, _flags = headers["traceparent"].split("-")
-    assert (sent_trace, sent_parent) == (
-        format(trace_id, "032x"),
-        format(outgoing.context.span_id, "016x"),
+    attributes = dict(deliver.attributes or {})
+    assert attributes["server.address"] == "127.0.0.1"
+    assert attributes["app.event.type"] == "task.created"
+    assert attributes["http.response.status_code"] == 200
+    [received] = hook.ok()
+    assert attributes["app.event.id"] == received.headers["webhook-id"]
+    assert (process.attributes or {})["messaging.message.id"]
+    _version, sent_trace, sent_parent, _flags = received.headers["traceparent"].split("-")
+    assert (sent_trace, sent_parent) == (trace_id, format(outgoing.context.span_id, "016x"))
+
+
+@pytest.mark.redis
+@pytest.mark.skipif(REDIS_URL is None, reason="TEST_REDIS_URL not set")
+@pytest.mark.filterwarnings("ignore:Call to deprecated close:DeprecationWarning")
+async def test_one_trace_from_request_through_the_arq_worker_to_the_receiver(
+    database_url: str, hook: Receiver
+) -> None:
+    # A queue of this test's own: nothing else on the shared Redis takes or drops its jobs.
+    settings = make_settings(
+        database_url, redis_url=REDIS_URL, jobs_queue_name=f"test:{uuid.uuid4().hex}"
     )
+    api_spans, worker_spans = InMemorySpanExporter(), InMemorySpanExporter()
+    _org, trace_id = await _request_a_task(settings, api_spans, hook.url)
+    assert hook.received == []  # with Redis, nothing runs in the API process
+
+    worker = build_worker(
+        settings, burst=True, span_exporter=worker_spans, handle_signals=False, poll_delay=0.02
+    )
+    try:
+        await worker.main()
+    finally:
+        await worker.close()
+
+    spans = [*api_spans.get_finished_spans(), *worker_spans.get_finished_spans()]
+    _assert_one_chain(spans, trace_id, hook, job_service="{{ cookiecutter.project_slug }}-worker")
+    send = _one(spans, "send webhooks.deliver", SpanKind.PRODUCER)
+    assert (send.attributes or {})["messaging.system"] == "arq"
+    # The enqueue itself is traced: the Redis commands of arq's enqueue hang off the send.
+    assert any(s.kind is SpanKind.CLIENT and parent_id(s) == send.context.span_id for s in spans)
+
+
+async def test_one_trace_from_request_through_the_in_process_runner(
+    database_url: str, hook: Receiver
+) -> None:
+    exporter = InMemorySpanExporter()
+    _org, trace_id = await _request_a_task(make_settings(database_url), exporter, hook.url)
+    spans = exporter.get_finished_spans()
+    _assert_one_chain(spans, trace_id, hook, job_service="{{ cookiecutter.project_slug }}")
+    process = _one(spans, "process webhooks.deliver", SpanKind.CONSUMER)
+    assert (process.attributes or {})["messaging.system"] == "in_process"
 
 
 async def test_a_client_traceparent_is_continued(database_url: str) -> None:

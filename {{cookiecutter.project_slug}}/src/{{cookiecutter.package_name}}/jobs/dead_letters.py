@@ -19,7 +19,7 @@ from {{ cookiecutter.package_name }}.db.base import Base, IdMixin, TimestampMixi
 from {{ cookiecutter.package_name }}.db.engines import Database
 from {{ cookiecutter.package_name }}.jobs.outbox import OutboxMessage, enqueue
 from {{ cookiecutter.package_name }}.jobs.registry import JobArgs
-from {{ cookiecutter.package_name }}.observability.metrics import DEAD_LETTER_DEPTH, DEAD_LETTERS
+from {{ cookiecutter.package_name }}.observability.metrics import DEAD_LETTERS
 
 MAX_ERROR_CHARS = 4000
 
@@ -58,8 +58,9 @@ async def record(
     )
     async with db.writer() as session, session.begin():
         session.add(letter)
+    # The depth gauge is counted in the database by the relay's housekeeping, never moved by
+    # +1/-1 here: a process that replays letters it never recorded would report less than 0.
     DEAD_LETTERS.labels(name).inc()
-    DEAD_LETTER_DEPTH.inc()
     return letter.id
 
 
@@ -105,7 +106,6 @@ def replay(session: AsyncSession, letter: DeadLetter) -> OutboxMessage | None:
     )
     letter.replayed_at = utcnow()
     letter.replay_outbox_id = row.id
-    DEAD_LETTER_DEPTH.dec()
     return row
 
 

@@ -1,13 +1,17 @@
 """Error classification for jobs: retry what may succeed later, dead-letter what never will.
 
-Retryable: timeouts, connection failures, HTTP 5xx, 408 and 429 (honouring Retry-After).
-Permanent: any other HTTP 4xx, validation errors, and `PermanentJobError`.
-Anything unexpected is retried too, bounded by the job's max tries: a bug then lands in the
-dead-letter table with its error instead of vanishing.
+Retryable: timeouts (the remote's, or the job's own time limit), connection failures, HTTP 5xx,
+408, 425 and 429 (honouring Retry-After, in seconds, decimals allowed, or as an HTTP date).
+Permanent: any other HTTP 4xx, validation errors (`ValueError`, pydantic's `ValidationError`)
+and `PermanentJobError`.
+Anything unexpected (a `KeyError`, a `TypeError`, a database restart) is retried too, bounded by
+the job's max tries: a bug then lands in the dead-letter table with its error instead of
+vanishing, and a transient one heals by itself.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -16,6 +20,7 @@ import httpx
 import pydantic
 
 RETRYABLE_STATUS = frozenset({408, 425, 429})
+_SECONDS = re.compile(r"[0-9]+(?:[.][0-9]+)?")
 
 
 class PermanentJobError(Exception):
@@ -52,7 +57,7 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if _SECONDS.fullmatch(value):
         return float(value)
     try:
         when = parsedate_to_datetime(value)
@@ -81,7 +86,7 @@ def classify(exc: BaseException) -> Classified:
     if isinstance(exc, HttpStatusError):
         transient = exc.status >= 500 or exc.status in RETRYABLE_STATUS
         return Classified(retryable=transient, retry_after=exc.retry_after)
-    if isinstance(exc, pydantic.ValidationError | ValueError | LookupError | TypeError):
+    if isinstance(exc, pydantic.ValidationError | ValueError):
         return Classified(retryable=False)
     # Timeouts, refused connections, DNS failures, a database restart, an unexpected bug.
     return Classified(retryable=True)

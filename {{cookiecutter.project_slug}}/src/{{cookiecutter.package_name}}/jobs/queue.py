@@ -43,12 +43,19 @@ def arq_pool(settings: Settings, redis_url: str | None = None) -> ArqRedis:
 
 class ArqDispatcher:
     """Enqueue into arq; the outbox id is the arq job id, so a re-dispatch is a no-op while
-    the job is still queued, running, or its result is kept."""
+    the job is still queued or running. Workers keep no results (`keep_result=0`, the
+    durable state is in the database), so once a job ended its id can be dispatched again."""
+
+    system = "arq"
 
     def __init__(self, redis: ArqRedis, queue_name: str) -> None:
         self.redis = redis
         self.queue_name = queue_name
 
-    async def dispatch(self, name: str, args: JobArgs, meta: JobArgs, job_id: str) -> None:
-        """Enqueue the job; Redis errors propagate to the relay."""
-        await self.redis.enqueue_job(name, args, meta, _job_id=job_id, _queue_name=self.queue_name)
+    async def dispatch(self, name: str, args: JobArgs, meta: JobArgs, job_id: str) -> bool:
+        """Enqueue the job; False when arq already holds a job with this id. Redis errors
+        propagate to the relay."""
+        job = await self.redis.enqueue_job(
+            name, args, meta, _job_id=job_id, _queue_name=self.queue_name
+        )
+        return job is not None

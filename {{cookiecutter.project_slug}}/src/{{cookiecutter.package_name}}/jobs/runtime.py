@@ -3,18 +3,23 @@
 With a Redis URL, jobs go to arq (a separate `{{ cookiecutter.package_name }} worker` process runs them); without
 one, the in-process runner runs them as asyncio tasks in the API process, and a poller here
 relays outbox rows that an after-commit nudge missed (a crash, an earlier failure).
+
+Given the process's tracer provider, the runtime traces what it owns: its outgoing HTTP clients
+(the `traceparent` goes to the receiver), its Redis client, and the relay's and jobs' spans.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import weakref
 from typing import ClassVar
 
 import httpx
 import structlog
 from arq.connections import ArqRedis
+from opentelemetry.sdk.trace import TracerProvider
 
 from {{ cookiecutter.package_name }}.db.engines import Database
 from {{ cookiecutter.package_name }}.jobs.catalog import load_jobs
@@ -22,17 +27,26 @@ from {{ cookiecutter.package_name }}.jobs.outbox import Relay
 from {{ cookiecutter.package_name }}.jobs.queue import ArqDispatcher, arq_pool
 from {{ cookiecutter.package_name }}.jobs.registry import Dispatcher, JobEnv
 from {{ cookiecutter.package_name }}.jobs.runner import InProcessRunner
+from {{ cookiecutter.package_name }}.jobs.webhooks.ssrf import guarded_transport, safe_origin
+from {{ cookiecutter.package_name }}.observability.tracing import instrument_httpx, instrument_redis, tracer_for
 from {{ cookiecutter.package_name }}.settings import Settings
 
 log = structlog.get_logger(__name__)
 
 
-def http_client(settings: Settings) -> httpx.AsyncClient:
-    """The outbound HTTP client of jobs: explicit connect/read timeouts, no redirects."""
+def http_client(settings: Settings, *, untrusted: bool = False) -> httpx.AsyncClient:
+    """An outbound HTTP client of jobs: explicit connect/read timeouts, no redirects.
+
+    `untrusted` (URLs that organizations registered): in production every connection goes
+    through the SSRF guard, which pins the address it checked."""
     timeout = httpx.Timeout(
         settings.webhook_read_timeout_seconds, connect=settings.webhook_connect_timeout_seconds
     )
-    return httpx.AsyncClient(timeout=timeout, follow_redirects=False)
+    transport = guarded_transport() if untrusted and settings.environment == "production" else None
+    # httpx logs each request at INFO with its full URL, and receiver URLs carry tokens
+    # (userinfo, Slack-style paths, signed queries): only its warnings reach the log.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    return httpx.AsyncClient(timeout=timeout, follow_redirects=False, transport=transport)
 
 
 class JobsRuntime:
@@ -41,7 +55,14 @@ class JobsRuntime:
     # Live runtimes of this process, so tests can let in-process jobs settle between tests.
     _live: ClassVar[weakref.WeakSet[JobsRuntime]] = weakref.WeakSet()
 
-    def __init__(self, settings: Settings, db: Database, *, redis_url: str | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        *,
+        redis_url: str | None = None,
+        tracer_provider: TracerProvider | None = None,
+    ) -> None:
         load_jobs()
         self.settings = settings
         self.db = db
@@ -52,10 +73,23 @@ class JobsRuntime:
         if self.redis is not None:
             dispatcher = ArqDispatcher(self.redis, settings.jobs_queue_name)
         else:
-            self.runner = InProcessRunner()
+            self.runner = InProcessRunner(settings.worker_max_jobs)
             dispatcher = self.runner
-        self.relay = Relay(db, dispatcher, settings)
-        self.env = JobEnv(settings=settings, db=db, http=http_client(settings), relay=self.relay)
+        tracer = tracer_for(tracer_provider)
+        self.relay = Relay(db, dispatcher, settings, tracer=tracer)
+        self.env = JobEnv(
+            settings=settings,
+            db=db,
+            http=http_client(settings),
+            webhook_http=http_client(settings, untrusted=True),
+            relay=self.relay,
+            tracer=tracer,
+        )
+        if tracer_provider is not None:
+            instrument_httpx(self.env.http, tracer_provider)
+            instrument_httpx(self.env.webhook_http, tracer_provider, show_url=safe_origin)
+            if self.redis is not None:
+                instrument_redis(self.redis, tracer_provider)
         if self.runner is not None:
             self.runner.env = self.env
         self._poller: asyncio.Task[None] | None = None
@@ -104,5 +138,6 @@ class JobsRuntime:
         if self.runner is not None:
             await self.runner.close()
         await self.env.http.aclose()
+        await self.env.webhook_http.aclose()
         if self.redis is not None:
             await self.redis.aclose()

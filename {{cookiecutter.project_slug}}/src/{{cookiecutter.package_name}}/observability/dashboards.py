@@ -1,7 +1,10 @@
 """One Grafana dashboard per domain of slo.yaml (identity, tasks...), not one per service.
 
 A domain's panels read the same metrics the SLOs do, narrowed to its routes and its RBAC
-resources, so an on-call engineer sees "tasks are slow" rather than "the API is slow".
+resources, so an on-call engineer sees "tasks are slow" rather than "the API is slow". A domain
+marked `jobs: true` (background jobs and webhooks) also gets the job panels: attempts by
+outcome, the dead-letter ratio the worker canary is judged on, retries, timeouts and lost tries,
+dead letters waiting, and the outbox relay.
 """
 
 from __future__ import annotations
@@ -43,6 +46,58 @@ def _panel(
             for i, (legend, expr) in enumerate(exprs)
         ],
     }
+
+
+def _job_panels(first_id: int, y: int) -> list[dict[str, Any]]:
+    """Panels of the background jobs (webhook deliveries, exports, imports, AI calls).
+
+    Each process (API pods, worker pods) exposes its own series: sums add them up, and the
+    dead-letter depth, counted in the database by whichever process runs the housekeeping,
+    is read with max()."""
+    attempts = "sum(rate(app_jobs_total[5m]))"
+    dead = "sum(rate(app_jobs_total" + selector({"outcome": "dead_letter"}) + "[5m]))"
+    specs: list[tuple[str, list[tuple[str, str]], str]] = [
+        (
+            "Job attempts by job and outcome",
+            [(AUTO, "sum by (job, outcome) (rate(app_jobs_total[5m]))")],
+            "ops",
+        ),
+        (
+            "Dead-letter ratio of job attempts (what the worker canary is judged on)",
+            [("dead letters / attempts", f"{dead} / {attempts}")],
+            "percentunit",
+        ),
+        (
+            "Retries, time-limit cancellations and lost tries, by job",
+            [
+                (AUTO, "sum by (job) (rate(app_job_retries_total[5m]))"),
+                (AUTO, "sum by (job) (rate(app_job_timeouts_total[5m]))"),
+                (AUTO, "sum by (job) (rate(app_job_lost_tries_total[5m]))"),
+            ],
+            "ops",
+        ),
+        (
+            "Dead letters waiting for a replay",
+            [
+                ("not replayed", "max(app_dead_letters_depth)"),
+                (AUTO, "sum by (job) (increase(app_dead_letters_total[1h]))"),
+            ],
+            "short",
+        ),
+        (
+            "Outbox relay: dispatched, queue down, already queued",
+            [
+                ("dispatched", "sum(rate(app_outbox_dispatched_total[5m]))"),
+                ("queue unreachable", "sum(rate(app_outbox_dispatch_failures_total[5m]))"),
+                ("already queued", "sum(rate(app_outbox_already_queued_total[5m]))"),
+            ],
+            "ops",
+        ),
+    ]
+    return [
+        _panel(first_id + i, title, exprs, unit=unit, x=12 * (i % 2), y=y + 8 * (i // 2))
+        for i, (title, exprs, unit) in enumerate(specs)
+    ]
 
 
 def domain_dashboard(spec: SLOFile, name: str) -> dict[str, Any]:
@@ -141,6 +196,8 @@ def domain_dashboard(spec: SLOFile, name: str) -> dict[str, Any]:
             y=24,
         ),
     ]
+    if domain.jobs:
+        panels += _job_panels(len(panels) + 1, y=32)
     return {
         "uid": f"{{ cookiecutter.project_slug }}-{name}",
         "title": f"{{ cookiecutter.project_name }} / {domain.title}",

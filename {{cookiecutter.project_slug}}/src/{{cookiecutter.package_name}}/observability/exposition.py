@@ -122,7 +122,7 @@ def start_metrics_server(
 ) -> tuple[WSGIServer, Thread]:
     """Serve the metrics on their own port (a worker process, or the API when so configured).
 
-    Returns the server and its thread; `server.shutdown()` stops it. A worker calls it once at
-    start-up: `start_metrics_server(settings.metrics_port or 9100, registry=app_registry(db))`.
+    Returns the server and its thread; `server.shutdown()` stops it. The worker's start-up
+    (observability/telemetry.py `start_worker_telemetry`) opens it on METRICS_PORT.
     """
     return start_http_server(port, addr=host, registry=registry or REGISTRY)

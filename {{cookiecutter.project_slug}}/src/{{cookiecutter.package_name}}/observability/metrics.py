@@ -5,7 +5,7 @@ from __future__ import annotations
 from prometheus_client import Counter, Gauge, Histogram
 
 DB_READS = Counter(
-    "app_db_reads_total", "Read sessions opened, by the server that served them.", ["role"]
+    "app_db_reads_total", "Read sessions that connected, by the server that served them.", ["role"]
 )
 REPLICA_FALLBACKS = Counter(
     "app_db_replica_fallbacks_total", "Reads sent to the primary because the replica was down."
@@ -33,7 +33,10 @@ CACHE_BREAKER_TRANSITIONS = Counter(
     "app_cache_breaker_transitions_total", "Cache breaker state changes, by new state.", ["to"]
 )
 CACHE_INVALIDATIONS = Counter(
-    "app_cache_invalidations_total", "After-commit invalidations: ok or lost.", ["outcome"]
+    "app_cache_invalidations_total",
+    "Invalidations: ok, deferred (pending markers expire), recorded (database backstop),"
+    " replayed (from the backstop), lost (this process resyncs).",
+    ["outcome"],
 )
 CACHE_RESYNCS = Counter(
     "app_cache_resyncs_total", "Namespace epoch replacements after lost invalidations."
@@ -68,10 +71,23 @@ JOBS = Counter(
 JOB_RETRIES = Counter("app_job_retries_total", "Job attempts that will be retried.", ["job"])
 DEAD_LETTERS = Counter("app_dead_letters_total", "Jobs moved to the dead-letter table.", ["job"])
 DEAD_LETTER_DEPTH = Gauge(
-    "app_dead_letters_depth", "Dead letters not yet replayed (refreshed by the outbox relay)."
+    "app_dead_letters_depth",
+    "Dead letters not yet replayed, counted in the database by the outbox housekeeping.",
 )
 OUTBOX_DISPATCHED = Counter(
     "app_outbox_dispatched_total", "Outbox rows handed to the queue (or the in-process runner)."
+)
+OUTBOX_ALREADY_QUEUED = Counter(
+    "app_outbox_already_queued_total",
+    "Outbox re-dispatches skipped because the job was still queued or running.",
+)
+JOB_TIMEOUTS = Counter(
+    "app_job_timeouts_total", "Job attempts cancelled at their time limit.", ["job"]
+)
+JOB_LOST_TRIES = Counter(
+    "app_job_lost_tries_total",
+    "Job attempts that never reported back (the worker died or was stopped mid-job).",
+    ["job"],
 )
 OUTBOX_DISPATCH_FAILURES = Counter(
     "app_outbox_dispatch_failures_total", "Relay passes stopped because the queue was down."

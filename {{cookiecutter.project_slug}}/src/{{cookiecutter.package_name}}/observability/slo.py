@@ -4,7 +4,9 @@ Every SLO becomes an error ratio (the share of "bad" events) recorded over each 
 as `slo:sli_error:ratio_rate<window>{slo="..."}`; an alert pages when a long and a short window
 both burn the error budget `burn_rate` times faster than the period allows. Latency SLOs read
 the request-duration histogram of their domain's routes: a request slower than the threshold
-is a bad event, so "95% within 500 ms" is "p95 below 500 ms".
+is a bad event, so "95% within 500 ms" is "p95 below 500 ms". Probes (`/health/*`) are not
+service traffic: the all-route ratios leave them out, so a flapping readiness check neither
+burns nor hides the budget.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ ALERT_NAME = "ErrorBudgetBurn"
 SLI_RECORD = "slo:sli_error:ratio_rate"
 P95_RECORD = "slo:http_request_duration_seconds:p95_rate5m"
 RUNBOOK = "README.md, section 'SLOs and alerts'"
+# Route templates of the probes, left out of the all-route SLIs.
+PROBE_ROUTES = "/health/.*"
 
 
 def go_float(value: float) -> str:
@@ -51,11 +55,13 @@ class AlertWindow(_Strict):
 
 
 class Domain(_Strict):
-    """A group of routes (and RBAC resources) that a dashboard and latency SLOs are about."""
+    """A group of routes (and RBAC resources) that a dashboard and latency SLOs are about;
+    `jobs: true` adds the background-job panels (outcomes, dead letters, outbox) to it."""
 
     title: str
     routes: list[str] = Field(min_length=1)
     resources: list[str] = []
+    jobs: bool = False
 
 
 class SLO(_Strict):
@@ -136,13 +142,19 @@ def route_regex(patterns: list[str]) -> str:
     return "|".join(alternatives)
 
 
-def selector(labels: dict[str, str], *, regex: tuple[str, ...] = ()) -> str:
-    """A PromQL label selector; keys in `regex` match with `=~`.
+def selector(
+    labels: dict[str, str], *, regex: tuple[str, ...] = (), exclude: dict[str, str] | None = None
+) -> str:
+    """A PromQL label selector; keys in `regex` match with `=~`, `exclude` ones with `!~`.
 
     Built by concatenation: this file is a template source, where doubled braces are reserved.
     """
     matchers = [f'{key}{"=~" if key in regex else "="}"{value}"' for key, value in labels.items()]
+    matchers += [f'{key}!~"{value}"' for key, value in (exclude or {}).items()]
     return "{" + ",".join(matchers) + "}"
+
+
+NOT_PROBES = {"route": PROBE_ROUTES}
 
 
 def _windows(spec: SLOFile) -> list[str]:
@@ -162,9 +174,10 @@ def _latency_scope(spec: SLOFile, slo: SLO) -> tuple[Domain, str]:
 
 def sli_error_ratio(spec: SLOFile, slo: SLO, window: str) -> str:
     """PromQL: the share of bad events of `slo` over `window`."""
-    requests = f"sum(rate(app_http_requests_total[{window}]))"
+    served = "app_http_requests_total" + selector({}, exclude=NOT_PROBES)
+    requests = f"sum(rate({served}[{window}]))"
     if slo.sli == "error_rate":
-        errors = "app_http_requests_total" + selector({"status_class": "5xx"})
+        errors = "app_http_requests_total" + selector({"status_class": "5xx"}, exclude=NOT_PROBES)
         return f"sum(rate({errors}[{window}])) / {requests}"
     if slo.sli == "permission_denial_rate":
         return f"sum(rate(app_permission_denials_total[{window}])) / {requests}"
@@ -259,6 +272,8 @@ def _inputs(spec: SLOFile, slo: SLO, *, burning: bool) -> list[dict[str, str]]:
         return f"0+{per_minute}x120"
 
     ok = {"route": "/orgs", "method": "GET", "status_class": "2xx"}
+    # A failing readiness probe: were probes counted, the healthy case would page.
+    probe = {"route": "/health/ready", "method": "GET", "status_class": "5xx"}
     if slo.sli == "error_rate":
         return [
             {"series": _series("app_http_requests_total", ok), "values": counter(540)},
@@ -266,6 +281,7 @@ def _inputs(spec: SLOFile, slo: SLO, *, burning: bool) -> list[dict[str, str]]:
                 "series": _series("app_http_requests_total", {**ok, "status_class": "5xx"}),
                 "values": counter(60 if burning else 0),
             },
+            {"series": _series("app_http_requests_total", probe), "values": counter(600)},
         ]
     if slo.sli == "permission_denial_rate":
         denial = {"action": "tasks:update", "role": "viewer"}

@@ -1,4 +1,8 @@
-"""Start and stop the app's telemetry in its lifespan: tracing, instrumentation, metrics port."""
+"""Start and stop a process's telemetry: tracing, instrumentation, the metrics port.
+
+`start_telemetry` is the API's (called by the app's lifespan); `start_worker_telemetry` the arq
+worker's (its own tracer provider, `<service>-worker`, and its metrics on METRICS_PORT).
+"""
 
 from __future__ import annotations
 
@@ -35,9 +39,9 @@ log = structlog.get_logger(__name__)
 
 @dataclass
 class Telemetry:
-    """What the lifespan opened for observability, to put in the state and close at the end."""
+    """What a process opened for observability, to put in the state and close at the end."""
 
-    app: FastAPI
+    app: FastAPI | None
     registry: CollectorRegistry
     provider: TracerProvider | None = None
     server: tuple[WSGIServer, Thread] | None = field(default=None)
@@ -55,8 +59,9 @@ class Telemetry:
             server.server_close()
             thread.join(timeout=5)
         if self.provider is not None:
-            uninstrument_app(self.app)
-            self.provider.shutdown()
+            if self.app is not None:
+                uninstrument_app(self.app)
+            self.provider.shutdown()  # flushes what the OTLP exporter still holds
 
 
 def start_telemetry(
@@ -81,12 +86,39 @@ def start_telemetry(
             instrument_redis(redis, provider)
         telemetry.provider = provider
     if settings.metrics_port:
-        telemetry.server = start_metrics_server(
-            settings.metrics_port, host=settings.metrics_host, registry=telemetry.registry
-        )
+        telemetry.server = _serve_metrics(settings, telemetry.registry)
     elif settings.metrics_token is None and metrics_token_required(settings):
         log.warning(
             "metrics_unreachable",
             reason="production needs METRICS_TOKEN or METRICS_PORT to expose /metrics",
         )
     return telemetry
+
+
+def start_worker_telemetry(
+    settings: Settings, db: Database, *, span_exporter: SpanExporter | None = None
+) -> Telemetry:
+    """The worker's tracing (provider `<service>-worker`, its engines traced) and metrics port.
+
+    The worker has no HTTP app, so its metrics need METRICS_PORT (the deployments set it)."""
+    telemetry = Telemetry(app=None, registry=app_registry(db))
+    if settings.tracing_enabled:
+        provider = setup_tracing(
+            settings, service_name=f"{settings.service_name}-worker", exporter=span_exporter
+        )
+        for engine in (db.primary, db.replica):
+            if engine is not None:
+                instrument_engine(engine, provider)
+        telemetry.provider = provider
+    if settings.metrics_port:
+        telemetry.server = _serve_metrics(settings, telemetry.registry)
+    else:
+        log.warning("worker_metrics_off", reason="set METRICS_PORT to expose the worker's metrics")
+    return telemetry
+
+
+def _serve_metrics(settings: Settings, registry: CollectorRegistry) -> tuple[WSGIServer, Thread]:
+    port = settings.metrics_port or 0
+    server = start_metrics_server(port, host=settings.metrics_host, registry=registry)
+    log.info("metrics_listening", host=settings.metrics_host, port=server[0].server_port)
+    return server

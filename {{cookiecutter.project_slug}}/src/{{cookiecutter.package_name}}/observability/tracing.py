@@ -4,14 +4,17 @@
 and `instrument_*()` attach the maintained instrumentations (FastAPI, SQLAlchemy, redis, httpx)
 to *instances*, never by patching libraries globally, so a process may build many apps (tests).
 
-A job hop is two calls. Whoever enqueues a job puts `inject_trace_context()` (a small dict of
-W3C `traceparent`/`tracestate`) into the job's payload; the worker runs the job inside
-`with extracted_context(carrier):` so that the job's span is a child of the request's span.
+A job hop crosses the outbox and the queue as a small dict of W3C `traceparent`/`tracestate`:
+the outbox row stores `inject_trace_context()` of the span that wrote it (jobs/outbox.py), the
+relay sends the job inside `extracted_context(row's carrier)` under a PRODUCER span and puts that
+span's carrier in the job, and the one job wrapper (jobs/runner.py) runs every attempt in a
+CONSUMER span under the carrier it received. So request -> send -> process -> outgoing call is
+one trace, across processes (the arq worker builds its own provider, `<service>-worker`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -32,6 +35,7 @@ from opentelemetry.sdk.trace.export import (
     SpanExporter,
 )
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+from opentelemetry.trace import NoOpTracer, Tracer
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from {{ cookiecutter.package_name }} import __version__
@@ -82,6 +86,13 @@ def otlp_traces_url(endpoint: str) -> str:
     """The OTLP/HTTP traces URL of a collector's base URL (`http://collector:4318`)."""
     endpoint = endpoint.rstrip("/")
     return endpoint if endpoint.endswith("/v1/traces") else endpoint + "/v1/traces"
+
+
+def tracer_for(provider: TracerProvider | None) -> Tracer:
+    """This service's tracer from `provider`; a no-op one when tracing is off."""
+    if provider is None:
+        return NoOpTracer()
+    return provider.get_tracer(INSTRUMENTATION_NAME, __version__)
 
 
 def inject_trace_context() -> dict[str, str]:
@@ -144,10 +155,28 @@ def instrument_redis(client: Any, provider: TracerProvider) -> None:
     RedisInstrumentor.instrument_client(client, tracer_provider=provider)
 
 
-def instrument_httpx(client: Any, provider: TracerProvider) -> None:
-    """A span per outgoing request of this httpx client, with `traceparent` sent along."""
+# Span attributes holding the full URL of an outgoing request (old and stable HTTP conventions).
+URL_ATTRIBUTES = ("http.url", "url.full")
+
+
+def instrument_httpx(
+    client: Any, provider: TracerProvider, *, show_url: Callable[[str], str] | None = None
+) -> None:
+    """A span per outgoing request of this httpx client, with `traceparent` sent along.
+
+    `show_url` rewrites the URL recorded on the span (receiver URLs can carry tokens)."""
+
+    async def redact(span: Any, request: Any) -> None:
+        recorded = getattr(span, "attributes", None) or {}
+        for key in URL_ATTRIBUTES:
+            if show_url is not None and key in recorded:
+                span.set_attribute(key, show_url(str(request.url)))
+
     HTTPXClientInstrumentor.instrument_client(
-        client, tracer_provider=provider, meter_provider=NoOpMeterProvider()
+        client,
+        tracer_provider=provider,
+        meter_provider=NoOpMeterProvider(),
+        request_hook=redact if show_url is not None else None,
     )
 
 

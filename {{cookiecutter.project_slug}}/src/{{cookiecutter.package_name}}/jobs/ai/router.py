@@ -1,4 +1,9 @@
-"""Project summaries over HTTP: request one (queued), then fetch it."""
+"""Project summaries over HTTP: request one (queued), then fetch it.
+
+Requesting one is behind the `ai-summary` feature flag (flags.py): it calls a third-party
+model. Off, the request answers 404 `feature-disabled` (the flow does not exist for this
+organization yet); summaries made while it was on stay readable.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +14,8 @@ from typing import Annotated
 from fastapi import APIRouter, status
 from sqlalchemy import select
 
-from {{ cookiecutter.package_name }}.dependencies import OutboxDep, SessionDep
-from {{ cookiecutter.package_name }}.errors import NotFoundError
+from {{ cookiecutter.package_name }}.dependencies import FlagsDep, OutboxDep, SessionDep
+from {{ cookiecutter.package_name }}.errors import NotFoundError, ProblemError
 from {{ cookiecutter.package_name }}.jobs.ai.summary import SUMMARY_JOB, AiSummary
 from {{ cookiecutter.package_name }}.jobs.transfers.model import TransferStatus
 from {{ cookiecutter.package_name }}.resources.projects.repository import ProjectRepository
@@ -18,6 +23,7 @@ from {{ cookiecutter.package_name }}.schemas import Schema
 from {{ cookiecutter.package_name }}.security.tenancy import OrgAccess, authorize
 
 router = APIRouter(prefix="/orgs/{org_id}/projects/{project_id}/summary", tags=["ai"])
+FLAG = "ai-summary"
 
 
 class SummaryOut(Schema):
@@ -42,8 +48,18 @@ async def request_summary(
     access: Annotated[OrgAccess, authorize("projects:ai.summarize")],
     session: SessionDep,
     outbox: OutboxDep,
+    flags: FlagsDep,
 ) -> SummaryOut:
-    """Queue an AI summary of the project's tasks; fetch it by id when done."""
+    """Queue an AI summary of the project's tasks; fetch it by id when done.
+
+    404 `feature-disabled` while the `ai-summary` flag is off for the organization."""
+    if not flags.enabled(FLAG, org_id=str(access.org_id)):
+        raise ProblemError(
+            404,
+            "AI summaries are not enabled for this organization (feature flag 'ai-summary').",
+            type_="feature-disabled",
+            flag=FLAG,
+        )
     if await ProjectRepository(session, access.org_id).get(project_id) is None:
         raise NotFoundError("Project")
     record = AiSummary(

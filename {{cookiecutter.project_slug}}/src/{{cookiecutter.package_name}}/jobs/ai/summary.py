@@ -1,5 +1,10 @@
 """Project summaries: queued by the API, produced by a job with a pinned prompt, stored with
-the prompt id, its hash and the model, fetchable afterwards."""
+the prompt id, its hash and the model, fetchable afterwards.
+
+The AI call is a CLIENT span named after the GenAI conventions (`chat <model>`, with
+`gen_ai.*` attributes and our `app.prompt.id`); its log lines carry the prompt id. A job that
+runs again for a summary already done (at-least-once delivery) returns without a second call.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 import structlog
+from opentelemetry.trace import SpanKind
 from sqlalchemy import ForeignKey, Index, String, Text, select, update
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -17,6 +23,8 @@ from {{ cookiecutter.package_name }}.jobs.ai.provider import ChatProvider, build
 from {{ cookiecutter.package_name }}.jobs.errors import PermanentJobError
 from {{ cookiecutter.package_name }}.jobs.registry import JobArgs, JobEnv, job
 from {{ cookiecutter.package_name }}.jobs.transfers.model import TransferStatus
+from {{ cookiecutter.package_name }}.observability.logging import bind_job_context
+from {{ cookiecutter.package_name }}.observability.tracing import genai_attributes
 from {{ cookiecutter.package_name }}.resources.projects.model import Project
 from {{ cookiecutter.package_name }}.resources.tasks.model import Task
 
@@ -88,6 +96,10 @@ async def summarize_project(env: JobEnv, args: JobArgs) -> str:
         record = await session.get(AiSummary, summary_id)
         if record is None:
             raise PermanentJobError(f"summary {summary_id} does not exist")
+        if record.status == TransferStatus.done:
+            # A redelivery of a finished job: the stored result stands, no second (paid) call.
+            log.info("ai_summary_already_done", summary_id=str(summary_id))
+            return record.model or ""
         project = await session.scalar(
             select(Project).where(Project.org_id == record.org_id, Project.id == record.project_id)
         )
@@ -116,10 +128,24 @@ async def summarize_project(env: JobEnv, args: JobArgs) -> str:
         task_count=len(tasks),
         tasks="\n".join(_task_line(t) for t in tasks) or "(no tasks)",
     )
-    log.info("ai_call", prompt_id=prompt.ref, model=prompt.model_version, provider=provider.name)
-    completion = await provider.complete(
-        model=prompt.model_version, messages=messages, params=prompt.params
+    attributes = genai_attributes(
+        system=provider.name, model=prompt.model_version, prompt_id=prompt.ref
     )
+    with (
+        bind_job_context(prompt_id=prompt.ref),
+        env.tracer.start_as_current_span(
+            f"chat {prompt.model_version}", kind=SpanKind.CLIENT, attributes=attributes
+        ) as span,
+    ):
+        log.info("ai_call", model=prompt.model_version, provider=provider.name)
+        completion = await provider.complete(
+            model=prompt.model_version, messages=messages, params=prompt.params
+        )
+        span.set_attribute("gen_ai.response.model", completion.model)
+        for key, name in (("prompt_tokens", "input"), ("completion_tokens", "output")):
+            if isinstance(completion.usage.get(key), int):
+                span.set_attribute(f"gen_ai.usage.{name}_tokens", completion.usage[key])
+        log.info("ai_call_done", model=completion.model, usage=completion.usage)
     await _set(
         env,
         summary_id,
@@ -129,5 +155,4 @@ async def summarize_project(env: JobEnv, args: JobArgs) -> str:
         error=None,
         finished_at=utcnow(),
     )
-    log.info("ai_call_done", prompt_id=prompt.ref, model=completion.model, usage=completion.usage)
     return completion.model

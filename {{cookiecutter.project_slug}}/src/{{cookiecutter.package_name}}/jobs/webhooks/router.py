@@ -14,7 +14,7 @@ from {{ cookiecutter.package_name }}.dependencies import SessionDep, SettingsDep
 from {{ cookiecutter.package_name }}.errors import NotFoundError, ProblemError
 from {{ cookiecutter.package_name }}.jobs.webhooks.model import ALL_EVENTS, EVENT_TYPES, WebhookEndpoint, new_secret
 from {{ cookiecutter.package_name }}.jobs.webhooks.ssrf import UnsafeTargetError, check_target
-from {{ cookiecutter.package_name }}.schemas import Schema
+from {{ cookiecutter.package_name }}.schemas import Schema, Text
 from {{ cookiecutter.package_name }}.security.tenancy import OrgAccess, authorize
 
 router = APIRouter(prefix="/orgs/{org_id}/webhooks", tags=["webhooks"])
@@ -32,7 +32,7 @@ class WebhookCreate(Schema):
         min_length=1,
         description=f"Event types, or '*' for all: {', '.join(EVENT_TYPES)}.",
     )
-    description: str | None = Field(default=None, max_length=500)
+    description: Text | None = Field(default=None, max_length=500)
 
     @field_validator("events")
     @classmethod

@@ -43,22 +43,36 @@ class ManualClock:
 
 
 def cached_app(database_url: str, redis_url: str, **overrides: Any) -> tuple[FastAPI, str]:
-    """An app whose cache uses `redis_url` under a namespace of its own; returns both."""
-    namespace = f"test-{uuid.uuid4().hex[:8]}"
-    settings = make_settings(
-        database_url, redis_url=redis_url, cache_namespace=namespace, **overrides
-    )
-    return create_app(settings), namespace
+    """An app whose cache uses `redis_url` under a namespace of its own; returns both.
+
+    The backstop's background replay is off (a test replays by hand, when it means to), and
+    Redis calls may take 1 s: on a loaded test machine 50 ms would turn hits into errors.
+    Fault tests pass their own, short timeout."""
+    values: dict[str, Any] = {
+        "redis_url": redis_url,
+        "cache_namespace": f"test-{uuid.uuid4().hex[:8]}",
+        "cache_backstop_interval_seconds": 3600.0,
+        "cache_timeout_seconds": 1.0,
+        **overrides,
+    }
+    return create_app(make_settings(database_url, **values)), values["cache_namespace"]
+
+
+async def state_of(client: httpx.AsyncClient, app: FastAPI) -> Any:
+    """The running app's request state: its db, cache, backstop (a test-only route)."""
+    found: list[Any] = []
+
+    async def grab(request: Request) -> dict[str, str]:
+        found.append(request.state)
+        return {}
+
+    path = f"/__test/state/{uuid.uuid4().hex}"
+    app.add_api_route(path, grab, methods=["GET"])
+    await client.get(path)
+    return found[0]
 
 
 async def cache_of(client: httpx.AsyncClient, app: FastAPI) -> VersionedCache:
-    """The running app's cache object (through a test-only route added on the fly)."""
-    found: list[VersionedCache] = []
-
-    async def grab(request: Request) -> dict[str, str]:
-        found.append(request.state.cache)
-        return {}
-
-    app.add_api_route("/__test/cache", grab, methods=["GET"])
-    await client.get("/__test/cache")
-    return found[0]
+    """The running app's cache object."""
+    cache: VersionedCache = (await state_of(client, app)).cache
+    return cache

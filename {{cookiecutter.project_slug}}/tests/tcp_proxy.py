@@ -7,6 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
+from collections.abc import Iterator
+
+import pytest
 
 
 class TcpProxy:
@@ -52,3 +56,44 @@ class TcpProxy:
                 dst.write(data)
                 await dst.drain()
         dst.close()
+
+
+class ThreadedProxy:
+    """A TcpProxy on an event loop of its own thread: stop and start it from any loop or thread
+    (a test, or a route of an app that uvicorn serves in another thread)."""
+
+    def __init__(self, target_host: str, target_port: int) -> None:
+        self.proxy = TcpProxy(target_host, target_port)
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread.start()
+
+    @property
+    def port(self) -> int:
+        return self.proxy.port
+
+    def start(self) -> None:
+        asyncio.run_coroutine_threadsafe(self.proxy.start(), self._loop).result(10)
+
+    def stop(self) -> None:
+        asyncio.run_coroutine_threadsafe(self.proxy.stop(), self._loop).result(10)
+
+    def close(self) -> None:
+        self.stop()
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+        self._loop.close()
+
+
+@pytest.fixture(scope="session")
+def primary_proxy(database_name: str) -> Iterator[tuple[ThreadedProxy, str]]:
+    """A proxy in front of the run's primary and the asyncpg URL through it.
+
+    Session-scoped, so it outlives every test's teardown (which may still use the database):
+    a test that stops it starts it again before it ends."""
+    from .conftest import ADMIN_URL, async_url
+
+    proxy = ThreadedProxy(ADMIN_URL.host or "127.0.0.1", ADMIN_URL.port or 5432)
+    proxy.start()
+    yield proxy, async_url(database_name, f"postgresql://postgres@127.0.0.1:{proxy.port}/x")
+    proxy.close()

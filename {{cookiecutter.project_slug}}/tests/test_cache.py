@@ -5,6 +5,9 @@ Each test uses a namespace of its own, so tests never see each other's keys.
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -16,6 +19,7 @@ from redis.asyncio import Redis
 
 from {{ cookiecutter.package_name }}.cache import CacheKeys, CircuitBreaker, ObjectRef, VersionedCache
 from {{ cookiecutter.package_name }}.cache.schema_version import alembic_head, schema_version
+from {{ cookiecutter.package_name }}.cache.store import PENDING_TTL_SECONDS
 from {{ cookiecutter.package_name }}.resources.projects.schemas import ProjectOut
 from {{ cookiecutter.package_name }}.resources.tasks.schemas import TaskOut
 
@@ -149,9 +153,12 @@ async def test_an_undecodable_value_is_a_miss_and_is_replaced(
     await client.get(url, headers=owner.headers)
     [key] = await redis.keys(f"{namespace}:val:*")
     errors = sample("app_cache_decode_errors_total")
-    for garbage in (b"\x93not json", b'["a","b","c",{"id":"not-a-uuid"}]'):
+    for bad_shape in (False, True):
         stored = orjson.loads(await redis.get(key) or b"null")
-        corrupt = garbage if garbage.startswith(b"\x93") else orjson.dumps([*stored[:3], {}])
+        # Not JSON at all; or JSON under the current tags whose object is not a project.
+        corrupt = (
+            orjson.dumps([*stored[:3], {"id": "not-a-uuid"}]) if bad_shape else b"\x93not json"
+        )
         await redis.set(key, corrupt)
         response = await client.get(url, headers=owner.headers)
         assert response.status_code == 200
@@ -196,6 +203,60 @@ async def test_a_reader_racing_a_writer_cannot_store_a_stale_value(redis: Redis)
         assert await cache.get_or_load(ref, ProjectOut, fresh_reader) == new
         assert await cache.get_or_load(ref, ProjectOut, fresh_reader) == new
         assert loads == ["old", "new"]  # the stale fill was never served; the fresh one was
+    finally:
+        await cache.close()
+
+
+async def test_pending_markers_count_the_writes_in_flight(redis: Redis) -> None:
+    keys = CacheKeys(f"test-{uuid.uuid4().hex[:8]}", "0001.test")
+    cache = VersionedCache(
+        Redis.from_url(REDIS_URL or ""),
+        keys,
+        CircuitBreaker(failure_threshold=5, window_seconds=10, cooldown_seconds=1),
+        timeout_seconds=1.0,
+        ttls={"project": 300},
+    )
+    ref = ObjectRef(uuid.uuid4(), "project", uuid.uuid4())
+    value = ProjectOut.model_validate(
+        {
+            "id": ref.id,
+            "name": "v",
+            "description": None,
+            "created_at": "2024-02-29T00:00:00Z",
+            "updated_at": "2024-02-29T00:00:00Z",
+        }
+    )
+    fills: list[bool] = []
+
+    async def load(for_cache: bool) -> ProjectOut:
+        fills.append(for_cache)
+        return value
+
+    async def token() -> str:
+        return (await redis.get(keys.version(ref)) or b"").decode()
+
+    try:
+        await cache.get_or_load(ref, ProjectOut, load)
+        assert fills == [True]
+        marked_at = time.monotonic()
+        assert await cache.mark_pending([ref])  # two writers commit the same object
+        assert await cache.mark_pending([ref])
+        assert (await token()).startswith("~2:")
+        assert 0 < await redis.ttl(keys.version(ref)) <= PENDING_TTL_SECONDS
+        await cache.invalidate([ref])  # a replay meanwhile leaves the writers' markers
+        assert (await token()).startswith("~2:")
+        await cache.settle([ref], marked_at=marked_at)  # one settles; one is still in flight
+        assert (await token()).startswith("~1:")
+        await cache.get_or_load(ref, ProjectOut, load)
+        assert fills == [True, False]  # read around the cache, nothing stored
+        await cache.settle([ref], marked_at=marked_at)  # the last one leaves a fresh token
+        fresh = await token()
+        assert fresh
+        assert not fresh.startswith("~")
+        assert await redis.ttl(keys.version(ref)) > PENDING_TTL_SECONDS  # the project TTL
+        for _ in range(2):
+            await cache.get_or_load(ref, ProjectOut, load)
+        assert fills == [True, False, True]  # refilled once, then a hit
     finally:
         await cache.close()
 
@@ -252,3 +313,17 @@ def test_schema_version_follows_the_alembic_head(tmp_path: Path) -> None:
     assert second.startswith("0002.")
     assert first.split(".")[1] == second.split(".")[1]  # same shapes, new head
     assert schema_version([ProjectOut], tmp_path) != second  # another shape, another version
+
+
+def test_schema_version_refuses_to_guess_without_migrations(tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError, match="no alembic migrations"):
+        schema_version([ProjectOut], tmp_path / "not-installed")
+
+
+def test_importing_the_app_does_not_import_alembic() -> None:
+    # alembic is a large part of a cold start; only the lifespan needs it (schema_version).
+    probe = "import sys, {{ cookiecutter.package_name }}.app; print('alembic' in sys.modules)"
+    result = subprocess.run(  # noqa: S603 - our own interpreter, a fixed script
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "False"

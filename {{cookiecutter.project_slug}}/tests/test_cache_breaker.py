@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from {{ cookiecutter.package_name }}.cache.breaker import BreakerState, CircuitBreaker
+from {{ cookiecutter.package_name }}.cache.breaker import BreakerState, CircuitBreaker, Ticket
 
 
 class Clock:
@@ -23,13 +23,18 @@ def make() -> tuple[CircuitBreaker, Clock, list[tuple[str, str]]]:
     return breaker, clock, changes
 
 
+def admit(breaker: CircuitBreaker) -> Ticket:
+    ticket = breaker.allow()
+    assert ticket is not None
+    return ticket
+
+
 def fail(breaker: CircuitBreaker, times: int) -> None:
     for _ in range(times):
-        assert breaker.allow()
-        breaker.record_failure()
+        breaker.record_failure(admit(breaker))
 
 
-def test_opens_after_n_failures_within_the_window() -> None:
+def test_opens_after_n_failures_in_a_row_within_the_window() -> None:
     breaker, clock, changes = make()
     fail(breaker, 2)
     clock.now += 11  # those two leave the window
@@ -40,12 +45,14 @@ def test_opens_after_n_failures_within_the_window() -> None:
     assert changes == [("closed", "open")]
 
 
-def test_successes_do_not_hide_failures_inside_the_window() -> None:
+def test_a_success_between_failures_starts_the_count_again() -> None:
+    # Sporadic timeouts (event-loop lag under load) between answered calls never open it.
     breaker, _clock, _changes = make()
-    fail(breaker, 2)
-    assert breaker.allow()
-    breaker.record_success()
-    fail(breaker, 1)
+    for _ in range(10):
+        fail(breaker, 2)
+        breaker.record_success(admit(breaker))
+    assert breaker.state is BreakerState.closed
+    fail(breaker, 3)
     assert breaker.state is BreakerState.open
 
 
@@ -53,14 +60,15 @@ def test_open_refuses_until_the_cooldown_then_admits_exactly_one_trial() -> None
     breaker, clock, changes = make()
     fail(breaker, 3)
     refused = [breaker.allow() for _ in range(100)]
-    assert not any(refused)
+    assert refused == [None] * 100
     clock.now += 5
-    assert breaker.allow()  # the trial
+    trial = admit(breaker)
+    assert trial.trial
     assert breaker.state is BreakerState.half_open
-    assert not breaker.allow()  # everyone else keeps bypassing while it is in flight
-    breaker.record_success()
+    assert breaker.allow() is None  # everyone else keeps bypassing while it is in flight
+    breaker.record_success(trial)
     assert breaker.state is BreakerState.closed
-    assert breaker.allow()
+    assert breaker.allow() is not None
     # One log/metric event per transition, none per refused call.
     assert changes == [("closed", "open"), ("open", "half_open"), ("half_open", "closed")]
 
@@ -69,21 +77,48 @@ def test_a_failed_trial_reopens_for_a_new_cooldown() -> None:
     breaker, clock, _changes = make()
     fail(breaker, 3)
     clock.now += 5
-    assert breaker.allow()
-    breaker.record_failure()
+    breaker.record_failure(admit(breaker))
     assert breaker.state is BreakerState.open
     clock.now += 4
-    assert not breaker.allow()
+    assert breaker.allow() is None
     clock.now += 1
-    assert breaker.allow()
+    assert breaker.allow() is not None
 
 
 def test_an_abandoned_trial_frees_the_slot() -> None:
     breaker, clock, _changes = make()
     fail(breaker, 3)
     clock.now += 5
-    assert breaker.allow()
-    breaker.abandon()
-    assert breaker.allow()
-    breaker.record_success()
+    breaker.abandon(admit(breaker))
+    trial = admit(breaker)
+    breaker.record_success(trial)
+    assert breaker.state is BreakerState.closed
+
+
+def test_a_late_success_from_before_the_opening_does_not_close_it() -> None:
+    breaker, clock, _changes = make()
+    slow = admit(breaker)  # in flight while three others fail and open the breaker
+    fail(breaker, 3)
+    assert breaker.state is BreakerState.open
+    breaker.record_success(slow)
+    assert breaker.state is BreakerState.open  # no trial yet, no cool-down: still open
+    assert breaker.allow() is None
+    clock.now += 5
+    assert breaker.allow() is not None  # the cool-down and the trial still decide
+
+
+def test_only_the_trial_decides_while_half_open() -> None:
+    breaker, clock, _changes = make()
+    old = [admit(breaker) for _ in range(3)]  # admitted while closed, still in flight
+    for ticket in old[:2]:
+        breaker.record_failure(ticket)
+    fail(breaker, 1)
+    assert breaker.state is BreakerState.open
+    clock.now += 5
+    trial = admit(breaker)
+    breaker.abandon(old[2])  # an older call cancelled: the trial's slot stays taken
+    assert breaker.allow() is None
+    breaker.record_failure(old[2])  # ...and its late failure is no verdict either
+    assert breaker.state is BreakerState.half_open
+    breaker.record_success(trial)
     assert breaker.state is BreakerState.closed

@@ -1,5 +1,6 @@
 """The cache when Redis dies or black-holes mid-test: the database answers, the breaker opens,
-no Redis call is attempted while it is open, and nothing stale is served after recovery.
+no Redis call is attempted while it is open, and nothing stale is served after recovery; and
+the invalidation protocol when a writer crashes after COMMIT or cannot reach Redis at all.
 
 Uses a private redis-server on a free port (redis_server.py), never the shared one.
 """
@@ -14,13 +15,28 @@ from collections.abc import Iterator
 import orjson
 import pytest
 from redis.asyncio import Redis
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from {{ cookiecutter.package_name }}.cache import CacheKeys, CircuitBreaker, ObjectRef, VersionedCache
+from {{ cookiecutter.package_name }}.cache.backstop import CacheInvalidation
 from {{ cookiecutter.package_name }}.cache.breaker import BreakerState
+from {{ cookiecutter.package_name }}.cache.store import PENDING_TTL_SECONDS
+from {{ cookiecutter.package_name }}.db.unit_of_work import UnitOfWork
 from {{ cookiecutter.package_name }}.resources.projects.schemas import ProjectOut
+from {{ cookiecutter.package_name }}.resources.tasks.model import Task
+from {{ cookiecutter.package_name }}.resources.tasks.reads import invalidate_tasks_after_commit
 
 from .api import Api
-from .cache_helpers import ManualClock, cache_of, cached_app, redis_calls, requests, sample
+from .cache_helpers import (
+    ManualClock,
+    cache_of,
+    cached_app,
+    redis_calls,
+    requests,
+    sample,
+    state_of,
+)
 from .conftest import running
 from .factories import TaskFactory
 from .redis_server import RedisServer
@@ -255,3 +271,117 @@ async def test_after_the_cooldown_only_one_request_waits_on_a_black_holed_redis(
     finally:
         server.resume()
         await cache.close()
+
+
+class Crash(BaseException):
+    """Stands for the process dying: nothing after it runs (not even the close hooks)."""
+
+
+async def test_a_crash_between_commit_and_invalidation_serves_nothing_stale(
+    database_url: str, server: RedisServer
+) -> None:
+    app, namespace = cached_app(database_url, server.url, **BREAKER)
+    direct = Redis.from_url(server.url)
+    try:
+        async with running(app) as client:
+            state = await state_of(client, app)
+            api = Api(client)
+            owner = await api.user()
+            org = await api.org(owner)
+            project = await api.project(org, owner)
+            task = await api.task(org, owner, TaskFactory.payload(project["id"], title="Before"))
+            url = f"/orgs/{org}/tasks/{task['id']}"
+            await client.get(url, headers=owner.headers)
+            hits = requests("task", "hit")
+            assert (await client.get(url, headers=owner.headers)).json()["title"] == "Before"
+            assert requests("task", "hit") == hits + 1
+
+            # A writer commits, then dies before its after-commit hooks run.
+            uow = UnitOfWork(state.db)
+
+            async def die() -> None:
+                raise Crash
+
+            uow.after_commit(die)
+            invalidate_tasks_after_commit(uow, state.cache, uuid.UUID(org), uuid.UUID(task["id"]))
+            await uow.session.execute(
+                update(Task).where(Task.id == uuid.UUID(task["id"])).values(title="After")
+            )
+            with pytest.raises(Crash):
+                await uow.commit()
+            await uow.session.close()
+
+            version = f"{namespace}:ver:{org}:task:{task['id']}"
+            marker = (await direct.get(version) or b"").decode()
+            assert marker.startswith("~1:")  # one write in flight, as far as Redis knows
+            assert 0 < await direct.ttl(version) <= PENDING_TTL_SECONDS
+            bypasses = requests("task", "bypass")
+            for _ in range(2):
+                assert (await client.get(url, headers=owner.headers)).json()["title"] == "After"
+            assert requests("task", "bypass") == bypasses + 2  # read around the cache
+
+            await direct.delete(version)  # what the marker's TTL does after its 30 s
+            misses, hits = requests("task", "miss"), requests("task", "hit")
+            for _ in range(2):
+                assert (await client.get(url, headers=owner.headers)).json()["title"] == "After"
+            assert (requests("task", "miss"), requests("task", "hit")) == (misses + 1, hits + 1)
+    finally:
+        await direct.aclose()
+
+
+async def _backstop_rows(engine: AsyncEngine) -> int:
+    async with engine.connect() as conn:
+        return int(await conn.scalar(select(func.count()).select_from(CacheInvalidation)) or 0)
+
+
+@pytest.mark.parametrize("recovers", ["other process", "restarted writer"])
+async def test_a_write_that_cannot_reach_redis_is_replayed_from_the_database(
+    database_url: str, server: RedisServer, admin_engine: AsyncEngine, recovers: str
+) -> None:
+    # The writer reaches Redis through a proxy; the other process reaches it directly.
+    proxy = TcpProxy("127.0.0.1", server.port)
+    await proxy.start()
+    writer_url = f"redis://127.0.0.1:{proxy.port}/0"
+    writer, namespace = cached_app(database_url, writer_url, **BREAKER)
+    other, _ = cached_app(database_url, server.url, cache_namespace=namespace, **BREAKER)
+    try:
+        async with running(other) as reader:
+            async with running(writer) as client:
+                api = Api(client)
+                owner = await api.user()
+                org = await api.org(owner)
+                project = await api.project(org, owner, name="Before")
+                url = f"/orgs/{org}/projects/{project['id']}"
+                await reader.get(url, headers=owner.headers)
+                hits = requests("project", "hit")
+                assert (await reader.get(url, headers=owner.headers)).json()["name"] == "Before"
+                assert requests("project", "hit") == hits + 1
+
+                await proxy.stop()  # the writer alone is cut off from Redis
+                recorded = sample("app_cache_invalidations_total", outcome="recorded")
+                patched = await client.patch(url, json={"name": "After"}, headers=owner.headers)
+                assert patched.status_code == 200
+                assert sample("app_cache_invalidations_total", outcome="recorded") == recorded + 1
+                assert await _backstop_rows(admin_engine) == 1  # committed with the write
+                # The documented window: until a replay, the other process still has the
+                # old value (at most one CACHE_BACKSTOP_INTERVAL_SECONDS in production).
+                assert (await reader.get(url, headers=owner.headers)).json()["name"] == "Before"
+
+            if recovers == "other process":
+                backstop = (await state_of(reader, other)).cache_backstop
+                assert await backstop.replay() == 1
+            else:  # the writer restarts once Redis is reachable again: it replays at start-up
+                await proxy.start()
+                restarted, _ = cached_app(
+                    database_url, writer_url, cache_namespace=namespace, **BREAKER
+                )
+                async with running(restarted) as again:
+                    assert (await again.get(url, headers=owner.headers)).json()["name"] == "After"
+            assert await _backstop_rows(admin_engine) == 0
+            for _ in range(2):
+                assert (await reader.get(url, headers=owner.headers)).json()["name"] == "After"
+            hits = requests("project", "hit")
+            assert (await reader.get(url, headers=owner.headers)).json()["name"] == "After"
+            assert requests("project", "hit") == hits + 1  # cached again, the new value
+    finally:
+        await proxy.stop()

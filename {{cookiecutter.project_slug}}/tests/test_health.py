@@ -8,6 +8,9 @@ import pytest
 from {{ cookiecutter.package_name }}.app import create_app
 
 from .conftest import REDIS_URL, make_settings, running
+from .tcp_proxy import ThreadedProxy, primary_proxy
+
+__all__ = ["primary_proxy"]  # a fixture
 
 
 async def test_live(client: httpx.AsyncClient) -> None:
@@ -18,7 +21,7 @@ async def test_live(client: httpx.AsyncClient) -> None:
 async def test_ready_checks_the_database(client: httpx.AsyncClient) -> None:
     response = await client.get("/health/ready")
     assert response.status_code == 200
-    assert response.json()["checks"] == {"database": "ok"}
+    assert response.json() == {"status": "ok", "checks": {"database": "ok"}}
 
 
 @pytest.mark.redis
@@ -27,15 +30,38 @@ async def test_ready_checks_redis_when_configured(database_url: str) -> None:
     app = create_app(make_settings(database_url, redis_url=REDIS_URL))
     async with running(app) as client:
         response = await client.get("/health/ready")
-    assert response.json()["checks"] == {"database": "ok", "redis": "ok"}
+    assert response.json() == {"status": "ok", "checks": {"database": "ok", "redis": "ok"}}
 
 
-async def test_not_ready_when_redis_is_unreachable(database_url: str) -> None:
-    # Port 9 (discard) on loopback refuses connections: a Redis that is down.
+async def test_a_dead_redis_degrades_but_stays_ready(database_url: str) -> None:
+    # Port 9 (discard) on loopback refuses connections: a Redis that is down. The cache's
+    # breaker serves reads from the database, so the pod must stay in the load balancer.
     app = create_app(make_settings(database_url, redis_url="redis://127.0.0.1:9/0"))
     async with running(app) as client:
         response = await client.get("/health/ready")
-    assert response.status_code == 503
+    assert response.status_code == 200
     body = response.json()
+    assert body["status"] == "degraded"
     assert body["checks"]["database"] == "ok"
     assert body["checks"]["redis"].startswith("failed")
+
+
+async def test_not_ready_while_the_database_is_unreachable(
+    primary_proxy: tuple[ThreadedProxy, str],
+) -> None:
+    # Stopping the proxy cuts the pool's connections and refuses new ones, as a crash would.
+    proxy, url = primary_proxy
+    async with running(create_app(make_settings(url))) as client:
+        assert (await client.get("/health/ready")).status_code == 200
+        proxy.stop()
+        try:
+            response = await client.get("/health/ready")
+            live = await client.get("/health/live")
+        finally:
+            proxy.start()  # same port: the database is back
+        again = await client.get("/health/ready")
+    assert response.status_code == 503
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["checks"]["database"].startswith("failed")
+    assert live.status_code == 200  # liveness checks nothing: a restart would not help
+    assert again.status_code == 200

@@ -7,21 +7,27 @@ sits behind a local TCP proxy so a test can take it away and bring it back.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from {{ cookiecutter.package_name }}.app import create_app
+from {{ cookiecutter.package_name }}.db.engines import Database
 from {{ cookiecutter.package_name }}.dependencies import SessionDep
 from {{ cookiecutter.package_name }}.observability.metrics import REPLICA_FALLBACKS
 
 from .api import Api
-from .conftest import REPLICA_URL, async_url, make_settings, running
+from .cache_helpers import cached_app, requests, state_of
+from .conftest import REDIS_URL, REPLICA_URL, async_url, make_settings, running
+from .factories import TaskFactory
 from .tcp_proxy import TcpProxy
 
 pytestmark = [
@@ -126,3 +132,89 @@ async def test_reads_fall_back_to_the_primary_when_the_replica_is_down(
     await proxy.start()  # same port: the replica is back
     await asyncio.sleep(0.3)  # past replica_retry_after_seconds
     assert (await routed.get("/__test/db-role")).json() == {"in_recovery": True}
+
+
+@contextmanager
+def traffic(db: Database) -> Iterator[tuple[Counter[str], list[tuple[str, str]]]]:
+    """Pool checkouts per server, and every statement with the server that ran it."""
+    checkouts: Counter[str] = Counter()
+    statements: list[tuple[str, str]] = []
+    engines: dict[str, AsyncEngine] = {"primary": db.primary}
+    if db.replica is not None:
+        engines["replica"] = db.replica
+    listeners: list[tuple[Any, str, Any]] = []
+    for role, engine in engines.items():
+
+        def checkout(*_args: Any, role: str = role) -> None:
+            checkouts[role] += 1
+
+        def executed(_conn: Any, _cursor: Any, sql: str, *_args: Any, role: str = role) -> None:
+            statements.append((role, sql))
+
+        listeners += [
+            (engine.sync_engine.pool, "checkout", checkout),
+            (engine.sync_engine, "before_cursor_execute", executed),
+        ]
+    for target, name, fn in listeners:
+        event.listen(target, name, fn)
+    try:
+        yield checkouts, statements
+    finally:
+        for target, name, fn in listeners:
+            event.remove(target, name, fn)
+
+
+@pytest.mark.redis
+@pytest.mark.skipif(not REDIS_URL, reason="TEST_REDIS_URL is not set")
+async def test_a_read_served_from_the_cache_checks_out_no_connection(
+    database_url: str, replica_ready: str
+) -> None:
+    # No read-your-writes window: every GET is routed to the replica.
+    app, _ = cached_app(
+        database_url,
+        REDIS_URL or "",
+        database_replica_url=replica_ready,
+        read_your_writes_seconds=0,
+    )
+    async with running(app) as client:
+        db: Database = (await state_of(client, app)).db
+        api = Api(client)
+        owner = await api.user()
+        org = await api.org(owner)
+        project = await api.project(org, owner)
+        task = await api.task(org, owner, TaskFactory.payload(project["id"]))
+        url = f"/orgs/{org}/tasks/{task['id']}"
+        with traffic(db) as (checkouts, statements):
+            assert (await client.get(url, headers=owner.headers)).json() == task  # fill
+        # The role and the cache fill both came from the primary, never the lagging replica.
+        assert {role for role, sql in statements if "FROM memberships" in sql} == {"primary"}
+        assert {role for role, sql in statements if "FROM tasks" in sql} == {"primary"}
+        assert checkouts["replica"] == 0  # the replica session never had to connect
+        hits = requests("task", "hit")
+        with traffic(db) as (checkouts, statements):
+            for _ in range(10):
+                assert (await client.get(url, headers=owner.headers)).json() == task
+        assert requests("task", "hit") == hits + 10
+        assert checkouts == Counter()  # not a checkout, not a ping, on either server
+        assert statements == []
+
+
+async def test_a_role_is_read_from_the_primary_even_on_the_replica_route(
+    database_url: str, database_name: str, proxy: TcpProxy, replica_ready: str
+) -> None:
+    app = _app(database_url, proxy, database_name)
+    async with running(app) as client:
+        db: Database = (await state_of(client, app)).db
+        api = Api(client)
+        owner = await api.user()
+        created = await client.post("/orgs", json={"name": "Roles"}, headers=owner.headers)
+        client.cookies.clear()  # no read-your-writes token: the GET is routed to the replica
+        with traffic(db) as (_checkouts, statements):
+            listing = await client.get(
+                f"/orgs/{created.json()['id']}/projects", headers=owner.headers
+            )
+    # Seen at once whatever the replication lag, because the role came from the primary (a
+    # role read from a lagging replica would also outlive a revocation by the lag).
+    assert listing.status_code == 200
+    assert {role for role, sql in statements if "FROM memberships" in sql} == {"primary"}
+    assert {role for role, sql in statements if "FROM projects" in sql} == {"replica"}

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from {{ cookiecutter.package_name }}.app import create_app
@@ -82,3 +82,26 @@ async def test_a_crash_after_a_write_rolls_it_back_and_hides_the_traceback(
     assert response.headers["content-type"] == "application/problem+json"
     assert "RuntimeError" not in response.text
     assert await _org_count(admin_engine) == 0
+
+
+async def test_a_failed_statement_never_logs_its_parameters(
+    database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    app = create_app(make_settings(database_url))
+    secret = "$argon2id$v=19$m=65536,t=3,p=4$not-for-logs"
+
+    @app.post("/__test/bad-statement")
+    async def bad_statement(session: SessionDep) -> None:
+        # Fails for a reason the server's message does not quote the value for; SQLAlchemy
+        # would append the bound values to it (`[parameters: ...]`) without hide_parameters.
+        await session.execute(text("SELECT CAST(:hash AS text), 1 / 0"), {"hash": secret})
+
+    async with running(app, raise_app_exceptions=False) as client:
+        response = await client.post("/__test/bad-statement")
+    out = capsys.readouterr().out
+    assert response.status_code == 500
+    assert "unhandled_error" in out
+    assert "division by zero" in out  # logged, with its SQL...
+    assert "SQL parameters hidden" in out
+    assert "not-for-logs" not in out  # ...but never its values
+    assert secret not in response.text

@@ -1,8 +1,14 @@
-"""Liveness (the process answers) and readiness (its dependencies answer)."""
+"""Liveness (the process answers) and readiness (it can serve requests).
+
+Only the primary database decides readiness. Redis is reported but never makes the service
+unready: the cache's circuit breaker keeps reads working without it, and a readiness probe
+that failed on Redis would take every pod out of the load balancer at once.
+"""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
@@ -31,22 +37,24 @@ async def _redis(redis: Redis) -> None:
     await redis.ping()
 
 
+async def _check(probe: Awaitable[object]) -> str:
+    try:
+        await asyncio.wait_for(probe, CHECK_TIMEOUT_SECONDS)
+    except Exception as exc:  # any failure is reported by name, never raised
+        return f"failed: {type(exc).__name__}"
+    return "ok"
+
+
 @router.get("/ready", response_model=None)
 async def ready(request: Request) -> JSONResponse | object:
-    """Ready to serve: the primary database answers, and Redis when one is configured."""
-    checks = {"database": _database(request.state.db)}
+    """200 while the primary database answers (`degraded` if Redis does not); else 503."""
+    results = {"database": await _check(_database(request.state.db))}
     redis: Redis | None = request.state.redis
     if redis is not None:
-        checks["redis"] = _redis(redis)
-    results: dict[str, str] = {}
-    for name, check in checks.items():
-        try:
-            await asyncio.wait_for(check, CHECK_TIMEOUT_SECONDS)
-            results[name] = "ok"
-        except Exception as exc:  # any failure means "not ready", and says which
-            results[name] = f"failed: {type(exc).__name__}"
-    if all(v == "ok" for v in results.values()):
-        return JSONResponse({"status": "ok", "checks": results})
-    return problem_response(
-        503, "A dependency is not answering.", type_="not-ready", checks=results
-    )
+        results["redis"] = await _check(_redis(redis))
+    if results["database"] != "ok":
+        return problem_response(
+            503, "The database is not answering.", type_="not-ready", checks=results
+        )
+    status = "ok" if all(v == "ok" for v in results.values()) else "degraded"
+    return JSONResponse({"status": status, "checks": results})

@@ -3,12 +3,15 @@
 Paths are templates. `{org_id}` expands to each organization the caller belongs to; an id
 placeholder (`{project_id}`, `{task_id}`) expands to the ids on the first page of the listing
 that supplies it (`ID_SOURCES`). The burst is capped (`max_requests`, `concurrency`), so it
-stops by itself; the service must be ready before and after it.
+stops by itself; the cap is shared round-robin across the templates, so every path gets its
+turn (the task ids are not crowded out by the project ids). The service must be ready before
+and after the burst.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import re
 import statistics
 import time
@@ -109,7 +112,7 @@ async def plan(
     max_orgs: int,
     ids_per_org: int,
 ) -> list[tuple[str, str]]:
-    """Every (template, concrete path) to request, in template order."""
+    """Every (template, concrete path) to request: one of each template in turn."""
     for template in paths:
         unknown = set(_PLACEHOLDER.findall(template)) - {"org_id", *ID_SOURCES}
         if not template.startswith("/") or unknown:
@@ -121,12 +124,13 @@ async def plan(
             raise WarmupError(f"GET /orgs answered HTTP {response.status_code}")
         orgs = [str(org["id"]) for org in response.json()][:max_orgs]
     ids: dict[tuple[str, str], list[str]] = {}
-    planned: list[tuple[str, str]] = []
+    groups: list[list[tuple[str, str]]] = []
     for template in paths:
         names = set(_PLACEHOLDER.findall(template))
         if not names:
-            planned.append((template, template))
+            groups.append([(template, template)])
             continue
+        group: list[tuple[str, str]] = []
         for org in orgs:
             values = [{"org_id": org}]
             for name in sorted(names - {"org_id"}):
@@ -134,8 +138,11 @@ async def plan(
                     listing = ID_SOURCES[name].format(org_id=org)
                     ids[(org, name)] = await _ids(client, listing, ids_per_org, headers)
                 values = [{**v, name: i} for v in values for i in ids[(org, name)]]
-            planned += [(template, template.format(**v)) for v in values]
-    return planned
+            group += [(template, template.format(**v)) for v in values]
+        groups.append(group)
+    # Round-robin, so that a cap on the burst cuts every template's tail, not whole templates.
+    rounds = itertools.zip_longest(*groups)
+    return [item for round_ in rounds for item in round_ if item is not None]
 
 
 async def warm(

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import uuid
+
 import httpx
 
+from {{ cookiecutter.package_name }}.security.membership_cache import MembershipCache
+
 from ..api import Api
+from ..cache_helpers import ManualClock
 from ..test_queries import count_statements
 
 
@@ -48,3 +53,15 @@ async def test_writes_never_trust_the_cache(api: Api, client: httpx.AsyncClient)
     with count_statements() as statements:
         await client.post(f"/orgs/{org}/projects", json={"name": "x"}, headers=owner.headers)
     assert [s for s in statements if "FROM memberships" in s]
+
+
+def test_a_cached_role_is_trusted_for_the_configured_bound_only() -> None:
+    clock = ManualClock()
+    cache = MembershipCache(5.0, timer=clock)
+    org, user = uuid.uuid4(), uuid.uuid4()
+    cache.put(org, user, "admin")
+    clock.now += 4.9
+    assert cache.get(org, user) == "admin"
+    clock.now += 0.1  # MEMBERSHIP_CACHE_SECONDS after it was read: ask the database again
+    assert cache.get(org, user) is None
+    assert MembershipCache(0, timer=clock).get(org, user) is None  # 0 disables it

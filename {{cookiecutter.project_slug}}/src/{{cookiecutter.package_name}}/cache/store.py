@@ -6,14 +6,20 @@ otherwise the loader reads the database and the value is stored tagged with the 
 *before* the database was — so a reader racing a writer can only store a value that is
 already outdated (and therefore never served).
 
-Writing: after the transaction commits, the writer replaces the object's version token (or the
-tenant's generation token). Tokens are random, not counters, so a token evicted or expired
-can never come back with an old value still matching it.
+Writing happens around the commit (see backstop.py for the whole protocol): before COMMIT the
+writer replaces the tokens of what it changes by *pending* markers (`~...`, short-lived); no
+value is ever tagged with one, so nothing cached before is served and nobody fills the cache
+for those objects meanwhile. After COMMIT fresh tokens replace the markers. If the writer dies
+in between, the markers expire and the next reader starts from a fresh token. Tokens are
+random, not counters, so a token evicted or expired can never come back with an old value
+still matching it.
 
-When Redis cannot be told (the breaker is open or the call fails) the invalidation is lost, so
-this process stops trusting the cache: it reads straight from the database until it has
-replaced the namespace epoch, which invalidates every value written before. The same happens
-after the breaker has been open, because other processes may have lost invalidations too.
+When Redis cannot be told (the breaker is open or the call fails) and no pending marker covers
+the change, the invalidation is lost for this process, so it stops trusting the cache: it reads
+straight from the database until it has replaced the namespace epoch, which invalidates every
+value written before. The same happens after the breaker has been open, because other
+processes may have lost invalidations too. (Other processes are covered by the database
+backstop, backstop.py.)
 
 Why not cashews: its values are pickled (the issue wants orjson; pickle from a shared store
 runs code), its tag invalidation deletes through Redis, which is the very call that may not
@@ -26,8 +32,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
+import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import orjson
@@ -54,9 +61,36 @@ M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T")
 # The loader is told whether its result will be cached: then it must not read a lagging replica.
 Loader = Callable[[bool], Awaitable[M | None]]
+# What a write invalidates: one object, or a whole tenant (its organization id).
+Target = ObjectRef | uuid.UUID
 
 TOKEN_TTL_SECONDS = 24 * 3600  # epoch and tenant tokens; their expiry only costs misses
 DEFAULT_TTL_SECONDS = 60
+# A pending marker outlives the commit it announces; if the writer dies, it just expires.
+PENDING_TTL_SECONDS = 30
+PENDING = "~"
+# Token writes, atomic per key. A pending marker `~<n>:<random>` counts the writes in flight.
+# mark: one more (refreshing the marker's life); settle: one fewer, and the last one leaves a
+# fresh token; replace: a fresh token, unless writes are in flight: their markers already
+# keep old values unserved, and they settle after their own commit, which follows this one.
+_TOKENS_LUA = """
+local op, pending_ttl = ARGV[1], ARGV[2]
+for i, key in ipairs(KEYS) do
+  local fresh, ttl = ARGV[2 * i + 1], ARGV[2 * i + 2]
+  local current = redis.call('GET', key)
+  local writers = 0
+  if current and string.sub(current, 1, 1) == '~' then
+    writers = tonumber(string.match(current, '^~(%d+):')) or 1
+  end
+  if op == 'mark' then
+    redis.call('SET', key, '~' .. (writers + 1) .. ':' .. fresh, 'EX', pending_ttl)
+  elseif op == 'settle' and writers > 1 then
+    redis.call('SET', key, '~' .. (writers - 1) .. ':' .. fresh, 'KEEPTTL')
+  elseif op == 'settle' or writers == 0 then
+    redis.call('SET', key, fresh, 'EX', ttl)
+  end
+end
+"""
 _STATE_INDEX = {BreakerState.closed: 0, BreakerState.half_open: 1, BreakerState.open: 2}
 
 
@@ -70,6 +104,10 @@ class CacheUnavailable(Exception):  # noqa: N818 - a condition, not an error to 
 
 def _token() -> str:
     return secrets.token_hex(8)
+
+
+def _pending(tags: Iterable[str | None]) -> bool:
+    return any(t is not None and t.startswith(PENDING) for t in tags)
 
 
 class VersionedCache:
@@ -90,6 +128,7 @@ class VersionedCache:
         self.timeout_seconds = timeout_seconds
         self.ttls = dict(ttls or {})
         self.resync_needed = False
+        self._tokens_script = redis.register_script(_TOKENS_LUA) if redis is not None else None
         breaker.subscribe(self._breaker_changed)
         CACHE_BREAKER_STATE.set(_STATE_INDEX[breaker.state])
 
@@ -124,6 +163,9 @@ class VersionedCache:
             CACHE_REQUESTS.labels(ref.resource, "error" if exc.attempted else "bypass").inc()
             return await load(False)
         tags = [t.decode() if t is not None else None for t in found[:3]]
+        if _pending(tags):  # a write is committing: read around the cache, fill nothing
+            CACHE_REQUESTS.labels(ref.resource, "bypass").inc()
+            return await load(False)
         raw = found[3]
         if raw is not None and None not in tags:
             hit = await self._decode(raw, tags, model, names[3])
@@ -136,6 +178,8 @@ class VersionedCache:
             try:
                 tags = await self._call(lambda r: self._create_tokens(r, names[:3], ttl))
             except CacheUnavailable:
+                return await load(False)
+            if _pending(tags):
                 return await load(False)
         value = await load(True)
         if value is not None and not self.resync_needed:
@@ -175,44 +219,77 @@ class VersionedCache:
 
     # -- invalidation -------------------------------------------------------------------------
 
-    async def invalidate(self, refs: Iterable[ObjectRef]) -> None:
-        """Replace the version tokens of objects that changed (call after commit)."""
-        pairs = [
-            (self.keys.version(ref), self.ttls.get(ref.resource, DEFAULT_TTL_SECONDS))
-            for ref in refs
-        ]
-        await self._invalidate(pairs)
+    async def invalidate(self, targets: Iterable[Target]) -> None:
+        """Replace the tokens of objects (or whole tenants) that changed (call after commit)."""
+        await self._invalidate(list(targets))
 
     async def invalidate_tenant(self, org_id: uuid.UUID) -> None:
         """Replace the tenant's generation token: every cached object of the tenant is dropped."""
-        await self._invalidate([(self.keys.generation(org_id), TOKEN_TTL_SECONDS)])
+        await self._invalidate([org_id])
 
-    async def _invalidate(self, pairs: list[tuple[str, int]]) -> None:
-        if self.redis is None or not pairs:
+    async def mark_pending(self, targets: Sequence[Target]) -> bool:
+        """Before commit: pending markers replace the targets' tokens. True if Redis took them."""
+        if self.redis is None or not targets:
+            return True
+        try:
+            await self._write_tokens("mark", targets)
+        except CacheUnavailable:
+            return False
+        return True
+
+    async def settle(self, targets: Sequence[Target], *, marked_at: float) -> None:
+        """After commit (or rollback): withdraw the pending markers set at `marked_at`.
+
+        If Redis cannot be told, the markers expire by themselves; only a commit slower than
+        their life leaves nothing covering the change (then it is a lost invalidation)."""
+        alive = time.monotonic() - marked_at < PENDING_TTL_SECONDS / 2
+        await self._invalidate(targets, op="settle", covered=alive)
+
+    async def replace_tokens(self, targets: Sequence[Target]) -> None:
+        """Fresh tokens for the targets; raises CacheUnavailable (the backstop's replay)."""
+        if self.redis is not None and targets:
+            await self._write_tokens("replace", targets)
+
+    async def _write_tokens(self, op: str, targets: Sequence[Target]) -> None:
+        """One script call: every target's token key, atomically, per `_TOKENS_LUA`."""
+        keys: list[str] = []
+        args: list[str | int] = [op, PENDING_TTL_SECONDS]
+        for target in targets:
+            if isinstance(target, uuid.UUID):
+                keys.append(self.keys.generation(target))
+                args += [_token(), TOKEN_TTL_SECONDS]
+            else:
+                keys.append(self.keys.version(target))
+                args += [_token(), self.ttls.get(target.resource, DEFAULT_TTL_SECONDS)]
+        script = self._tokens_script
+        if script is not None:
+            await self._call(lambda r: script(keys=keys, args=args, client=r))
+
+    async def _invalidate(
+        self, targets: Sequence[Target], *, op: str = "replace", covered: bool = False
+    ) -> None:
+        if self.redis is None or not targets:
             return
-        if self.resync_needed:
+        if self.resync_needed and op == "replace":
             # A resync drops everything, this change included; until it succeeds, no cache reads.
             outcome = "ok" if await self._trusted() else "lost"
             CACHE_INVALIDATIONS.labels(outcome).inc()
             return
-
-        async def replace(redis: Redis) -> None:
-            pipe = redis.pipeline(transaction=False)
-            for key, ttl in pairs:
-                pipe.set(key, _token(), ex=ttl)
-            await pipe.execute()
-
         try:
-            await self._call(replace)
+            await self._write_tokens(op, targets)
         except CacheUnavailable:
+            if covered:  # the pending markers still stand for this change and will expire
+                CACHE_INVALIDATIONS.labels("deferred").inc()
+                return
             CACHE_INVALIDATIONS.labels("lost").inc()
-            self._distrust("invalidation_lost")
+            self.distrust("invalidation_lost")
             return
         CACHE_INVALIDATIONS.labels("ok").inc()
 
     # -- trust and resync ---------------------------------------------------------------------
 
-    def _distrust(self, reason: str) -> None:
+    def distrust(self, reason: str) -> None:
+        """Serve nothing from the cache until the namespace epoch has been replaced."""
         if not self.resync_needed:
             self.resync_needed = True
             log.warning("cache_distrusted_until_resync", reason=reason)
@@ -241,25 +318,26 @@ class VersionedCache:
         )
         if new is BreakerState.open:
             # Other processes may write while we cannot see Redis: resync before trusting it.
-            self._distrust("breaker_open")
+            self.distrust("breaker_open")
 
     # -- the one way to talk to Redis ---------------------------------------------------------
 
     async def _call(self, op: Callable[[Redis], Awaitable[T]]) -> T:
         """Run one Redis operation through the breaker, bounded by the timeout."""
         redis = self.redis
-        if redis is None or not self.breaker.allow():
+        ticket = self.breaker.allow() if redis is not None else None
+        if redis is None or ticket is None:
             raise CacheUnavailable(attempted=False)
         try:
             async with asyncio.timeout(self.timeout_seconds):
                 result = await op(redis)
         except (RedisError, OSError, TimeoutError) as exc:
             CACHE_REDIS_CALLS.labels("error").inc()
-            self.breaker.record_failure()
+            self.breaker.record_failure(ticket)
             raise CacheUnavailable(attempted=True) from exc
         except BaseException:
-            self.breaker.abandon()  # cancelled by the client: no verdict on Redis
+            self.breaker.abandon(ticket)  # cancelled by the client: no verdict on Redis
             raise
         CACHE_REDIS_CALLS.labels("ok").inc()
-        self.breaker.record_success()
+        self.breaker.record_success(ticket)
         return result

@@ -1,9 +1,14 @@
 """Engines and read/write routing: writes to the primary, reads to the replica when it answers.
 
 - `Database.writer()` is a session on the primary.
-- `Database.reader()` opens a session on the replica; if the replica cannot be reached it marks
-  it down for `replica_retry_after_seconds`, logs and counts that once, and reads from the
-  primary instead. `prefer_primary=True` (read-your-writes) skips the replica.
+- `Database.reader()` is a read session that connects at its first statement, so a read
+  answered from a cache costs no pool checkout and no round trip. It connects to the replica;
+  if the replica cannot be reached it marks it down for `replica_retry_after_seconds`, logs and
+  counts that once, and connects to the primary instead. `prefer_primary=True`
+  (read-your-writes) skips the replica. `session.info["db_role"]` says where the session
+  reads (before its first statement: where it will try first).
+- Every engine hides bound parameters from its error messages: a failed statement's log line
+  or traceback never lists the values (password hashes, emails, tokens) bound to it.
 """
 
 from __future__ import annotations
@@ -14,15 +19,15 @@ from contextlib import asynccontextmanager
 from typing import Any, Literal
 
 import structlog
-from sqlalchemy import event
+from sqlalchemy import Connection, event
 from sqlalchemy.exc import DBAPIError, InterfaceError
 from sqlalchemy.ext.asyncio import (
-    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.orm import Session
 
 from {{ cookiecutter.package_name }}.observability.metrics import DB_READS, REPLICA_FALLBACKS
 from {{ cookiecutter.package_name }}.settings import Settings
@@ -46,7 +51,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 def make_engine(url: str, settings: Settings) -> AsyncEngine:
     """An engine with pool sizing, connect timeout and liveness checks from settings."""
     if url.startswith("sqlite"):
-        engine = create_async_engine(url)
+        engine = create_async_engine(url, hide_parameters=True)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     return create_async_engine(
@@ -57,7 +62,40 @@ def make_engine(url: str, settings: Settings) -> AsyncEngine:
         pool_pre_ping=True,
         pool_recycle=1800,
         connect_args={"timeout": settings.db_connect_timeout_seconds},
+        # Bound values (password hashes, emails, tokens) stay out of exception messages.
+        hide_parameters=True,
     )
+
+
+class _ReadRoute:
+    """Where one read session reads; its connection is opened by the first statement."""
+
+    def __init__(self, db: Database, role: DbRole) -> None:
+        self.db = db
+        self.role: DbRole = role
+        self.connection: Connection | None = None
+
+    def connect(self) -> Connection:
+        """Open the connection (blocking style: SQLAlchemy runs this inside its greenlet)."""
+        if self.connection is None:
+            if self.role == "replica":
+                self.connection = self.db.connect_replica()
+            if self.connection is None:
+                self.role = "primary"
+                self.connection = self.db.primary.sync_engine.connect()
+            DB_READS.labels(self.role).inc()
+        return self.connection
+
+
+class ReadSession(Session):
+    """A read-only session bound, at its first statement, by its `_ReadRoute`."""
+
+    def get_bind(self, *args: Any, **kwargs: Any) -> Connection:
+        """The route's connection, opened on the first call (called for each statement)."""
+        route: _ReadRoute = self.info["read_route"]
+        connection = route.connect()
+        self.info["db_role"] = route.role
+        return connection
 
 
 class Database:
@@ -72,6 +110,9 @@ class Database:
             else None
         )
         self._sessions = async_sessionmaker(self.primary, expire_on_commit=False)
+        self._read_sessions = async_sessionmaker(
+            sync_session_class=ReadSession, expire_on_commit=False
+        )
         self._replica_down_until = 0.0
 
     @property
@@ -83,11 +124,17 @@ class Database:
         """A new session on the primary; the caller owns commit and close."""
         return self._sessions()
 
-    async def _replica_connection(self) -> AsyncConnection | None:
-        if self.replica is None or time.monotonic() < self._replica_down_until:
+    def _replica_up(self) -> bool:
+        return self.replica is not None and time.monotonic() >= self._replica_down_until
+
+    def connect_replica(self) -> Connection | None:
+        """A replica connection, or None (marked down) when it cannot be reached.
+
+        Blocking style: call it where SQLAlchemy runs sync code (get_bind, run_sync)."""
+        if self.replica is None or not self._replica_up():
             return None
         try:
-            return await self.replica.connect()
+            return self.replica.sync_engine.connect()
         except _UNREACHABLE as exc:
             self._replica_down_until = time.monotonic() + self.settings.replica_retry_after_seconds
             REPLICA_FALLBACKS.inc()
@@ -100,24 +147,19 @@ class Database:
 
     @asynccontextmanager
     async def reader(self, *, prefer_primary: bool = False) -> AsyncIterator[AsyncSession]:
-        """A read-only session: on the replica when there is one that answers, else the primary."""
-        conn = None if prefer_primary else await self._replica_connection()
-        if conn is None:
-            # The primary needs no health probe: connect lazily, at the first statement, so a
-            # read answered from the cache costs no pool checkout and no round trip.
-            DB_READS.labels("primary").inc()
-            async with self._sessions() as session:
-                session.info["db_role"] = "primary"
+        """A read-only session: on the replica when there is one that answers, else the primary.
+
+        Nothing is checked out until the first statement runs."""
+        role: DbRole = "replica" if not prefer_primary and self._replica_up() else "primary"
+        route = _ReadRoute(self, role)
+        async with self._read_sessions(info={"read_route": route, "db_role": role}) as session:
+            try:
                 yield session
-            return
-        role: DbRole = "replica"
-        DB_READS.labels(role).inc()
-        try:
-            async with AsyncSession(bind=conn, expire_on_commit=False) as session:
-                session.info["db_role"] = role
-                yield session
-        finally:
-            await conn.close()
+            finally:
+                await session.close()  # ends its transaction on the connection first
+                connection = route.connection
+                if connection is not None:  # back to its pool
+                    await session.run_sync(lambda _session: connection.close())
 
     async def dispose(self) -> None:
         """Close every pooled connection."""

@@ -2,8 +2,9 @@
 
 For POST/PUT/PATCH/DELETE the middleware gives the request one session on the primary
 (`request.state.uow`). Handlers and repositories only flush. When the handler answers 2xx/3xx
-the middleware commits, runs the after-commit hooks (cache invalidation, job dispatch) and only
-then sends the response; on 4xx/5xx or an exception it rolls back. So bad input never leaves a
+the middleware runs the before-commit hooks (inside the transaction), commits, runs the
+after-commit hooks (cache invalidation, job dispatch) and only then sends the response; on
+4xx/5xx or an exception it rolls back. So bad input never leaves a
 partial write, and a client never sees a success that was not committed.
 """
 
@@ -32,6 +33,7 @@ class UnitOfWork:
     def __init__(self, db: Database) -> None:
         self._db = db
         self._session: AsyncSession | None = None
+        self._before_commit: list[Hook] = []
         self._after_commit: list[Hook] = []
         self._on_close: list[Hook] = []
 
@@ -47,6 +49,10 @@ class UnitOfWork:
             self._session = self._db.writer()
         return self._session
 
+    def before_commit(self, hook: Hook) -> None:
+        """Run `hook` just before COMMIT, inside the transaction; its failure rolls it back."""
+        self._before_commit.append(hook)
+
     def after_commit(self, hook: Hook) -> None:
         """Run `hook` once the transaction has committed; its failure never fails the request."""
         self._after_commit.append(hook)
@@ -56,7 +62,9 @@ class UnitOfWork:
         self._on_close.append(hook)
 
     async def commit(self) -> None:
-        """Commit, then run the after-commit hooks."""
+        """Run the before-commit hooks, commit, then run the after-commit hooks."""
+        for hook in self._before_commit:
+            await hook()
         if self._session is not None:
             await self._session.commit()
         for hook in self._after_commit:

@@ -1,6 +1,8 @@
 """Tenancy + RBAC enforcement: one dependency, `authorize("resource:action")`, on every org route.
 
-It resolves the caller's membership in the path's organization and checks the policy.
+It resolves the caller's membership in the path's organization and checks the policy. The
+membership is read from the primary, never a replica (reads may reuse a role cached from it
+for at most `membership_cache_seconds`, see membership_cache.py).
 Non-members get 404 (another tenant's organization does not visibly exist); members without
 the grant get 403. Every denial is counted and logged with user, org, action and role.
 """
@@ -8,6 +10,7 @@ the grant get 403. Every denial is counted and logged with user, org, action and
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +21,7 @@ from opentelemetry import trace
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from {{ cookiecutter.package_name }}.db.engines import Database
 from {{ cookiecutter.package_name }}.db.session import get_session
 from {{ cookiecutter.package_name }}.db.unit_of_work import SAFE_METHODS
 from {{ cookiecutter.package_name }}.errors import NotFoundError, ProblemError
@@ -25,12 +29,12 @@ from {{ cookiecutter.package_name }}.observability.metrics import PERMISSION_DEN
 from {{ cookiecutter.package_name }}.resources.orgs.model import Membership
 from {{ cookiecutter.package_name }}.security.auth import current_principal
 from {{ cookiecutter.package_name }}.security.membership_cache import MembershipCache
-from {{ cookiecutter.package_name }}.security.rbac import Policy
+from {{ cookiecutter.package_name }}.security.rbac import Policy, RouteGuard
 from {{ cookiecutter.package_name }}.security.tokens import Principal
 
 log = structlog.get_logger(__name__)
 
-RBAC_ACTION_ATTR = "__rbac_action__"
+RBAC_GUARD_ATTR = "__rbac_guard__"
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,8 +85,24 @@ async def membership_role(
     return role
 
 
-def authorize(action: str) -> Any:
-    """`Depends` that yields an OrgAccess for `action` or refuses with 404/403."""
+async def _role_from_primary(
+    request: Request, session: AsyncSession, org_id: uuid.UUID, user_id: uuid.UUID
+) -> str | None:
+    """The role as the primary knows it: a lagging replica would stretch a revoked grant's
+    life past the membership cache's bound, by however far it lags."""
+    if session.info.get("db_role") != "replica":
+        return await membership_role(session, org_id, user_id)
+    db: Database = request.state.db
+    async with db.reader(prefer_primary=True) as primary:
+        return await membership_role(primary, org_id, user_id)
+
+
+def authorize(action: str, *, enforces: Collection[str] = ()) -> Any:
+    """`Depends` that yields an OrgAccess for `action` or refuses with 404/403.
+
+    `enforces` names the ownership conditions (security/rbac.py) the route checks against the
+    object; start-up refuses a policy condition on an action whose route does not check it."""
+    guard = RouteGuard(action, frozenset(enforces))
 
     async def check(
         org_id: uuid.UUID,
@@ -101,7 +121,7 @@ def authorize(action: str) -> Any:
         cacheable = request.method in SAFE_METHODS
         role = cache.get(org_id, principal.user_id) if cacheable else None
         if role is None:
-            role = await membership_role(session, org_id, principal.user_id)
+            role = await _role_from_primary(request, session, org_id, principal.user_id)
             if role is not None and cacheable:
                 cache.put(org_id, principal.user_id, role)
         if role is None:
@@ -117,9 +137,12 @@ def authorize(action: str) -> Any:
         access = OrgAccess(org_id, principal.user_id, role, action, policy.condition(role, action))
         if not policy.allows(role, action):
             raise deny(access)
+        if access.condition is not None and access.condition not in guard.enforces:
+            # Unreachable after the start-up check; fail closed should a policy slip past it.
+            raise deny(access, reason="condition not enforced by this route")
         return access
 
-    setattr(check, RBAC_ACTION_ATTR, action)
+    setattr(check, RBAC_GUARD_ATTR, guard)
     check.__name__ = f"authorize_{action.replace(':', '_').replace('.', '_')}"
     dependency: DependsParam = Depends(check)
     return dependency

@@ -1,4 +1,4 @@
-"""Cached reads and after-commit invalidation of projects (router -> here -> repository/cache).
+"""Cached reads of projects and their invalidation around the commit (router -> here -> cache).
 
 A task's cached value embeds its project's name, so a change to a project (or its deletion,
 which takes its tasks with it) replaces the tenant's generation: every cached object of the
@@ -9,11 +9,11 @@ invalidated one by one (see resources/tasks/reads.py).
 from __future__ import annotations
 
 import uuid
-from functools import partial
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from {{ cookiecutter.package_name }}.cache import ObjectRef, VersionedCache
+from {{ cookiecutter.package_name }}.cache.backstop import invalidate_on_commit
 from {{ cookiecutter.package_name }}.db.engines import Database
 from {{ cookiecutter.package_name }}.db.unit_of_work import UnitOfWork
 from {{ cookiecutter.package_name }}.resources.projects.repository import ProjectRepository
@@ -51,5 +51,5 @@ async def _fetch(
 def invalidate_project_after_commit(
     uow: UnitOfWork, cache: VersionedCache, org_id: uuid.UUID
 ) -> None:
-    """After commit, drop the organization's cached objects (the project and its tasks)."""
-    uow.after_commit(partial(cache.invalidate_tenant, org_id))
+    """Drop the organization's cached objects (the project and its tasks) around the commit."""
+    invalidate_on_commit(uow, cache, [org_id])

@@ -41,6 +41,8 @@ class Task(IdMixin, TimestampMixin, Base):
         UniqueConstraint("org_id", "external_key"),
         Index("ix_tasks_org_created", "org_id", "created_at", "id"),
         Index("ix_tasks_project_created", "project_id", "created_at", "id"),
+        # Stats count one status of an organization without reading all its other tasks.
+        Index("ix_tasks_org_status", "org_id", "status"),
         CheckConstraint("length(title) > 0", name="title_not_empty"),
     )
 

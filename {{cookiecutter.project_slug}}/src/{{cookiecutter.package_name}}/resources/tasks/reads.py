@@ -1,13 +1,13 @@
-"""Cached reads and after-commit invalidation of tasks (router -> here -> repository/cache)."""
+"""Cached reads of tasks and their invalidation around the commit (router -> here -> cache)."""
 
 from __future__ import annotations
 
 import uuid
-from functools import partial
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from {{ cookiecutter.package_name }}.cache import ObjectRef, VersionedCache
+from {{ cookiecutter.package_name }}.cache.backstop import invalidate_on_commit
 from {{ cookiecutter.package_name }}.db.engines import Database
 from {{ cookiecutter.package_name }}.db.unit_of_work import UnitOfWork
 from {{ cookiecutter.package_name }}.resources.tasks.repository import TaskRepository
@@ -48,5 +48,5 @@ async def _fetch(session: AsyncSession, org_id: uuid.UUID, task_id: uuid.UUID) -
 def invalidate_tasks_after_commit(
     uow: UnitOfWork, cache: VersionedCache, org_id: uuid.UUID, *task_ids: uuid.UUID
 ) -> None:
-    """After commit, drop these tasks' cached values."""
-    uow.after_commit(partial(cache.invalidate, [task_ref(org_id, t) for t in task_ids]))
+    """Drop these tasks' cached values around the commit (cache/backstop.py)."""
+    invalidate_on_commit(uow, cache, [task_ref(org_id, t) for t in task_ids])

@@ -11,6 +11,7 @@ import json
 import keyword
 import re
 import sys
+import unicodedata
 
 SLUG_RE = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 PACKAGE_RE = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -117,6 +118,44 @@ def validate_package_name(name: str) -> str | None:
     )
 
 
+# The project name is written verbatim into Python strings and f-strings, JSON dashboards and
+# TOML: these characters would need escaping in each of them, so a name may not have them.
+# (The description and the author name are escaped where they are written, so quotes and
+# backslashes are fine there.)
+NAME_FORBIDDEN = '"\\{}'
+
+
+# Bidirectional overrides and isolates reorder how source reads ("Trojan Source").
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def _control_characters(value: str) -> list[str]:
+    """Line breaks, tabs and other control characters: no answer spans lines or hides text."""
+    return [
+        c for c in value if unicodedata.category(c) in ("Cc", "Zl", "Zp") or c in _BIDI_CONTROLS
+    ]
+
+
+def validate_text(field: str, value: str, forbidden: str = "") -> str | None:
+    """Return an error line if a free-text answer holds control or `forbidden` characters."""
+    found = _control_characters(value)
+    if found:
+        codes = ", ".join(sorted({f"U+{ord(c):04X}" for c in found}))
+        return (
+            f"ERROR: {field} must be a single line of plain text (found {codes}); "
+            "type it again on one line."
+        )
+    bad = sorted({c for c in value if c in forbidden})
+    if bad:
+        cleaned = " ".join("".join(c for c in value if c not in forbidden).split())
+        listed = " ".join(bad)
+        return (
+            f'ERROR: {field} "{value}" must not contain {listed}; '
+            f'choose another, e.g. "{cleaned or "My Service"}".'
+        )
+    return None
+
+
 def validate_email(email: str) -> str | None:
     """Return an error line unless `email` looks like local@domain.tld (a loose check)."""
     local, at, domain = email.partition("@")
@@ -125,6 +164,10 @@ def validate_email(email: str) -> str | None:
         and bool(local)
         and "@" not in domain
         and not any(c.isspace() for c in email)
+        and not _control_characters(email)
+        # Written into pyproject.toml as is.
+        and '"' not in email
+        and "\\" not in email
         and "." in domain
         and not domain.startswith(".")
         and not domain.endswith(".")
@@ -151,6 +194,9 @@ def validate_python_version(version: str) -> str | None:
 def validate(answers: dict[str, str]) -> list[str]:
     """Run every check over the answers; return the error lines (empty when all is well)."""
     checks = (
+        validate_text("project_name", answers["project_name"], NAME_FORBIDDEN),
+        validate_text("description", answers["description"]),
+        validate_text("author_name", answers["author_name"]),
         validate_slug(answers["project_slug"]),
         validate_package_name(answers["package_name"]),
         validate_email(answers["author_email"]),

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+import yaml
 from cookiecutter.exceptions import FailedHookException
 
 from harness import HOOKS_DIR, bake
@@ -123,6 +126,61 @@ def test_unsupported_python_versions_are_refused(pre_hook: ModuleType, version: 
     assert error.startswith(f'ERROR: python_version "{version}" is not supported')
 
 
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("project_name", "Café Ledger API"),
+        ("project_name", "O'Brien & Partners: Billing"),
+        ("project_name", "Ledger 👩‍💻 API"),  # an emoji with a zero-width joiner
+        ("description", 'Tasks with "quotes", a \\ backslash and {braces} ✨'),
+        ("author_name", 'The "Skunkworks" \\ Team'),
+    ],
+)
+def test_good_free_text_passes(pre_hook: ModuleType, field: str, value: str) -> None:
+    forbidden = pre_hook.NAME_FORBIDDEN if field == "project_name" else ""
+    assert pre_hook.validate_text(field, value, forbidden) is None
+
+
+@pytest.mark.parametrize(
+    ("value", "suggestion"),
+    [
+        ('Acme "Q" Service', "Acme Q Service"),
+        ("Acme \\ Service", "Acme Service"),
+        ("Acme {Service}", "Acme Service"),
+        ("Acme }{", "Acme"),
+    ],
+)
+def test_a_project_name_that_would_need_escaping_is_refused(
+    pre_hook: ModuleType, value: str, suggestion: str
+) -> None:
+    error = pre_hook.validate_text("project_name", value, pre_hook.NAME_FORBIDDEN)
+    assert error is not None
+    assert error.startswith(f'ERROR: project_name "{value}" must not contain ')
+    assert error.endswith(f'choose another, e.g. "{suggestion}".')
+    assert "\n" not in error
+
+
+@pytest.mark.parametrize("field", ["project_name", "description", "author_name"])
+@pytest.mark.parametrize(
+    "control",
+    ["\n", "\r", "\t", "\x00", "\x1b", "\x7f", "\u2028", "\u202e"],
+    ids=["lf", "cr", "tab", "nul", "esc", "del", "line-separator", "bidi-override"],
+)
+def test_control_characters_are_refused_in_every_free_text_answer(
+    pre_hook: ModuleType, field: str, control: str
+) -> None:
+    error = pre_hook.validate_text(field, f"Acme{control}Service")
+    assert error is not None
+    assert error.startswith(f"ERROR: {field} must be a single line of plain text (found U+")
+    # The message stays one line, whatever the answer held.
+    assert error.isprintable()
+
+
+@pytest.mark.parametrize("email", ['a"b@example.com', "a\\b@example.com", "a\x00@example.com"])
+def test_an_email_that_pyproject_cannot_hold_is_refused(pre_hook: ModuleType, email: str) -> None:
+    assert pre_hook.validate_email(email) is not None
+
+
 def test_importing_the_hook_runs_nothing(capsys: pytest.CaptureFixture[str]) -> None:
     from harness import load_hook
 
@@ -133,6 +191,9 @@ def test_importing_the_hook_runs_nothing(capsys: pytest.CaptureFixture[str]) -> 
 
 def _answers(**overrides: str) -> dict[str, str]:
     answers = {
+        "project_name": "Acme Service",
+        "description": "A multi-tenant SaaS backend built on FastAPI.",
+        "author_name": "Acme Engineering",
         "project_slug": "acme-service",
         "package_name": "acme_service",
         "author_email": "engineering@example.com",
@@ -189,8 +250,18 @@ def test_answers_with_quotes_cannot_break_the_rendered_hook(tmp_path: Path) -> N
         {"project_slug": "Not A Slug"},
         {"author_email": "not-an-email"},
         {"python_version": "2.7"},
+        {"project_name": 'Acme "Q" Service', "project_slug": "acme-q-service"},
+        {"description": "two\nlines"},
     ],
-    ids=["stdlib-package", "keyword-package", "bad-slug", "bad-email", "old-python"],
+    ids=[
+        "stdlib-package",
+        "keyword-package",
+        "bad-slug",
+        "bad-email",
+        "old-python",
+        "quoted-name",
+        "multi-line-description",
+    ],
 )
 def test_baking_bad_answers_fails_and_generates_nothing(
     template_copy: Path, tmp_path: Path, context: dict[str, str]
@@ -322,3 +393,60 @@ def test_without_deploy_the_delivery_workflow_and_policies_go_too(
     assert sorted(removed) == [".github/workflows/cd.yml", "deploy", "policy/checkov"]
     assert (root / ".github/workflows/ci.yml").exists()
     assert (root / "policy/rbac.yaml").exists()
+
+
+# ---------------------------------------------------------------- free text: escaped, end to end
+
+TRICKY_ANSWERS = {
+    "description": "Tasks & \"quotes\", a \\ backslash, {braces}, 'single' and ünïcode 🚀",
+    "author_name": 'O\'Brien "Skunkworks" \\ Team',
+}
+
+
+def _parse(path: Path) -> None:
+    text = path.read_text(encoding="utf-8")
+    if path.suffix == ".py":
+        ast.parse(text, filename=str(path))
+    elif path.suffix == ".json":
+        json.loads(text)
+    elif path.suffix == ".toml":
+        tomllib.loads(text)
+    elif path.suffix in (".yml", ".yaml"):
+        list(yaml.safe_load_all(text))
+
+
+@pytest.mark.bake
+def test_quotes_and_backslashes_in_free_text_bake_a_valid_project(
+    template_copy: Path, tmp_path: Path
+) -> None:
+    """The description and author name are escaped where they are written: every generated
+    Python, JSON, TOML and YAML file still parses, holds the answers exactly, and two bakes
+    are byte-identical."""
+    first = bake(template_copy, tmp_path / "one", TRICKY_ANSWERS)
+    second = bake(template_copy, tmp_path / "two", TRICKY_ANSWERS)
+    files = sorted(p.relative_to(first) for p in first.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(second) for p in second.rglob("*") if p.is_file())
+    differing = [
+        str(rel)
+        for rel in files
+        if rel != Path(".env") and (first / rel).read_bytes() != (second / rel).read_bytes()
+    ]
+    assert not differing, f"files differ between two bakes: {differing}"
+    for rel in files:
+        _parse(first / rel)
+
+    project = tomllib.loads((first / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    assert project["description"] == TRICKY_ANSWERS["description"]
+    assert project["authors"][0]["name"] == TRICKY_ANSWERS["author_name"]
+    package = first / "src" / "acme_service"
+    docstring = ast.get_docstring(ast.parse((package / "__init__.py").read_text(encoding="utf-8")))
+    assert docstring == f"Acme Service: {TRICKY_ANSWERS['description']}"
+    app_descriptions = [
+        node.value.value
+        for node in ast.walk(ast.parse((package / "app.py").read_text(encoding="utf-8")))
+        if isinstance(node, ast.keyword)
+        and node.arg == "description"
+        and isinstance(node.value, ast.Constant)
+    ]
+    assert app_descriptions == [TRICKY_ANSWERS["description"]]
+    assert TRICKY_ANSWERS["author_name"] in (first / "LICENSE").read_text(encoding="utf-8")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from .api import Api
+from .api import PASSWORD, Api
 
 PROBLEM_KEYS = {"type", "title", "status", "detail"}
 
@@ -85,3 +85,26 @@ async def test_a_blank_title_is_a_422_not_a_constraint_error(
         headers=owner.headers,
     )
     assert_problem(response, 422)
+
+
+# 62 + 1 + 57 + 4 = 124 characters, all valid; case-folded, each "ΐ" becomes three characters,
+# and the unique key (362 characters) no longer fits users.email_key (320).
+LONG_WHEN_FOLDED = "ΐ" * 62 + "@" + "ΐ" * 57 + ".com"
+
+
+async def test_an_email_too_long_once_case_folded_is_a_422(
+    api: Api, client: httpx.AsyncClient
+) -> None:
+    register = await client.post(
+        "/auth/register", json={"email": LONG_WHEN_FOLDED, "password": PASSWORD}
+    )
+    body = assert_problem(register, 422)
+    assert "too long" in str(body["detail"])
+    owner = await api.user()
+    org = await api.org(owner)
+    invite = await client.post(
+        f"/orgs/{org}/members", json={"email": LONG_WHEN_FOLDED}, headers=owner.headers
+    )
+    assert_problem(invite, 422)
+    login = await client.post("/auth/token", data={"username": LONG_WHEN_FOLDED, "password": "x"})
+    assert_problem(login, 401)

@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import timedelta
 
 import httpx
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from {{ cookiecutter.package_name }}.idempotency import _lock_id
+from {{ cookiecutter.package_name }}.db.base import utcnow
+from {{ cookiecutter.package_name }}.db.engines import Database
+from {{ cookiecutter.package_name }}.idempotency import IdempotencyRecord, _lock_id
+from {{ cookiecutter.package_name }}.jobs.runtime import JobsRuntime
 from {{ cookiecutter.package_name }}.resources.tasks.model import Task
 
 from .api import Api, User
+from .conftest import make_settings
 from .factories import TaskFactory
 
 
@@ -145,3 +150,50 @@ async def test_a_failed_request_does_not_burn_the_key(
     good = await client.post(f"/orgs/{org}/tasks", json=body, headers=headers)
     assert good.status_code == 201
     assert await _tasks(admin_engine) == 1
+
+
+async def test_a_key_is_free_again_after_its_retention_and_housekeeping_deletes_it(
+    client: httpx.AsyncClient,
+    ctx: tuple[str, User, dict[str, object]],
+    admin_engine: AsyncEngine,
+    database_url: str,
+) -> None:
+    org, owner, project = ctx
+    headers = {**owner.headers, "Idempotency-Key": "kept-for-a-day"}
+
+    async def expire_every_record() -> None:
+        # The retention has passed (no waiting on the clock: the records are made older).
+        async with admin_engine.begin() as conn:
+            await conn.execute(
+                update(IdempotencyRecord).values(expires_at=utcnow() - timedelta(seconds=1))
+            )
+
+    async def records() -> int:
+        async with admin_engine.connect() as conn:
+            count = await conn.scalar(select(func.count()).select_from(IdempotencyRecord))
+        return int(count or 0)
+
+    first = await client.post(
+        f"/orgs/{org}/tasks", json=TaskFactory.payload(project["id"], title="a"), headers=headers
+    )
+    assert first.status_code == 201
+    await expire_every_record()
+    # Another body under the same key: past retention, it is a new request (not a 422).
+    reused = await client.post(
+        f"/orgs/{org}/tasks", json=TaskFactory.payload(project["id"], title="b"), headers=headers
+    )
+    assert reused.status_code == 201
+    assert "idempotent-replayed" not in reused.headers
+    assert await _tasks(admin_engine) == 2
+    assert await records() == 1  # the expired record was replaced, not kept beside the new one
+
+    await expire_every_record()
+    settings = make_settings(database_url)
+    db = Database(settings)
+    jobs = JobsRuntime(settings, db)
+    try:
+        await jobs.relay.housekeeping()
+    finally:
+        await jobs.close()
+        await db.dispose()
+    assert await records() == 0

@@ -1,10 +1,13 @@
-"""Organizations and memberships."""
+"""Organizations and memberships; the organization rules of the policy (owner_role,
+grantable_by) and the last owner, also under concurrent changes."""
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 
-from .api import Api
+from .api import Api, User
 
 
 async def test_creator_becomes_owner_and_sees_the_org(api: Api, client: httpx.AsyncClient) -> None:
@@ -71,6 +74,64 @@ async def test_only_an_owner_grants_owner(api: Api, client: httpx.AsyncClient) -
     )
     assert by_owner.status_code == 200
     assert by_owner.json()["role"] == "owner"
+    # Taking owner away is granting too: an admin can neither demote nor remove an owner.
+    demote = await client.patch(
+        f"/orgs/{org}/members/{member.id}", json={"role": "viewer"}, headers=admin.headers
+    )
+    remove = await client.delete(f"/orgs/{org}/members/{member.id}", headers=admin.headers)
+    assert (demote.status_code, remove.status_code) == (403, 403)
+
+
+async def _two_owners(api: Api) -> tuple[str, User, User]:
+    first = await api.user()
+    org = await api.org(first)
+    second = await api.member(org, first, "admin")
+    promoted = await api.client.patch(
+        f"/orgs/{org}/members/{second.id}", json={"role": "owner"}, headers=first.headers
+    )
+    assert promoted.status_code == 200
+    return org, first, second
+
+
+async def _owners(client: httpx.AsyncClient, org: str, user: User) -> list[str]:
+    members = await client.get(f"/orgs/{org}/members", headers=user.headers)
+    return [m["user_id"] for m in members.json() if m["role"] == "owner"]
+
+
+async def test_two_owners_demoting_each_other_at_once_leave_one(
+    api: Api, client: httpx.AsyncClient
+) -> None:
+    """Each request counts two owners; without a lock on the owner rows both would succeed."""
+    orgs = [await _two_owners(api) for _ in range(4)]
+    results = await asyncio.gather(
+        *(
+            client.patch(f"/orgs/{org}/members/{b.id}", json={"role": "admin"}, headers=a.headers)
+            for org, a, b in orgs
+        ),
+        *(
+            client.patch(f"/orgs/{org}/members/{a.id}", json={"role": "admin"}, headers=b.headers)
+            for org, a, b in orgs
+        ),
+    )
+    for i, (org, a, _b) in enumerate(orgs):
+        pair = sorted((results[i].status_code, results[i + len(orgs)].status_code))
+        assert pair == [200, 409], [r.text for r in (results[i], results[i + len(orgs)])]
+        assert len(await _owners(client, org, a)) == 1
+
+
+async def test_two_owners_removing_each_other_at_once_leave_one(
+    api: Api, client: httpx.AsyncClient
+) -> None:
+    orgs = [await _two_owners(api) for _ in range(4)]
+    results = await asyncio.gather(
+        *(client.delete(f"/orgs/{org}/members/{b.id}", headers=a.headers) for org, a, b in orgs),
+        *(client.delete(f"/orgs/{org}/members/{a.id}", headers=b.headers) for org, a, b in orgs),
+    )
+    for i, (org, a, b) in enumerate(orgs):
+        first, second = results[i], results[i + len(orgs)]
+        assert sorted((first.status_code, second.status_code)) == [204, 409]
+        survivor = a if first.status_code == 204 else b
+        assert await _owners(client, org, survivor) == [survivor.id]
 
 
 async def test_non_members_get_404_members_without_the_right_get_403(

@@ -40,13 +40,15 @@ async def test_the_service_runs_on_sqlite(tmp_path: Path) -> None:
         assert (await client.put(url_key, json=body, headers=owner.headers)).status_code == 200
 
         headers = {**owner.headers, "Idempotency-Key": "sqlite-1"}
-        one = await client.post(
-            f"/orgs/{org}/tasks", json=TaskFactory.payload(project["id"]), headers=headers
+        body = TaskFactory.payload(project["id"], title="Once")
+        one = await client.post(f"/orgs/{org}/tasks", json=body, headers=headers)
+        two = await client.post(f"/orgs/{org}/tasks", json=body, headers=headers)
+        other = await client.post(
+            f"/orgs/{org}/tasks", json={**body, "title": "Another"}, headers=headers
         )
-        two = await client.post(
-            f"/orgs/{org}/tasks", json=TaskFactory.payload(project["id"]), headers=headers
-        )
-        assert one.status_code == 201
-        assert two.status_code == 422 or two.headers.get("idempotent-replayed") == "true"
+        assert one.status_code == two.status_code == 201
+        assert two.headers["idempotent-replayed"] == "true"
+        assert two.content == one.content
+        assert other.status_code == 422
         assert (await client.get("/health/ready")).json()["checks"] == {"database": "ok"}
     await asyncio.to_thread(migrate, url, "base", down=True)

@@ -8,14 +8,22 @@ from email_validator import EmailNotValidError, validate_email
 from pydantic import AfterValidator, ConfigDict, StringConstraints
 from pydantic import BaseModel as _BaseModel
 
+# RFC 5321's limit, and the width of the users.email and users.email_key columns.
+EMAIL_MAX_LENGTH = 320
+
 
 def normalise_email(value: str) -> str:
     """The normalised form of an email address; ValueError with the reason if invalid."""
     try:
         # No DNS lookup: validation must not depend on the network.
-        return validate_email(value, check_deliverability=False).normalized
+        normalised = validate_email(value, check_deliverability=False).normalized
     except EmailNotValidError as exc:
         raise ValueError(str(exc)) from None
+    # Normalising and case-folding can lengthen an address ("ß" folds to "ss", "ΐ" to three
+    # characters): both stored forms must still fit their columns.
+    if max(len(normalised), len(email_key(normalised))) > EMAIL_MAX_LENGTH:
+        raise ValueError(f"the address is too long (at most {EMAIL_MAX_LENGTH} characters)")
+    return normalised
 
 
 def storable_text(value: str) -> str:
@@ -33,7 +41,7 @@ Text = Annotated[str, AfterValidator(storable_text)]
 # Unicode local parts and IDN domains are valid; the stored form is NFC with a lower-cased domain.
 Email = Annotated[
     str,
-    StringConstraints(max_length=320),
+    StringConstraints(max_length=EMAIL_MAX_LENGTH),
     AfterValidator(storable_text),
     AfterValidator(normalise_email),
 ]

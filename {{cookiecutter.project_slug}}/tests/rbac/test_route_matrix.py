@@ -3,7 +3,9 @@
 Generated from the app's route table and the policy: a new route is covered without a new test
 (if it takes a body, add a sample to SAMPLE_BODIES). Expected statuses:
 anonymous 401; non-member 404 (another tenant's org does not visibly exist); a member whose role
-lacks the action 403; a member whose role has it 2xx.
+lacks the action 403; a member whose role has it 2xx. Ownership conditions of the policy are
+exercised the same way: for every conditioned (role, action), each route of the action is called
+on an object the condition refuses (403) and on ones it allows (2xx).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import httpx
 import pytest
 
 from {{ cookiecutter.package_name }}.app import api_routes, create_app, declared_actions
-from {{ cookiecutter.package_name }}.security.rbac import load_policy
+from {{ cookiecutter.package_name }}.security.rbac import ASSIGNEE_OR_UNASSIGNED, load_policy
 from {{ cookiecutter.package_name }}.settings import DEFAULT_POLICY_PATH
 
 from ..api import Api, User
@@ -92,6 +94,12 @@ def test_every_org_route_is_guarded() -> None:
     assert org_routes <= set(ROUTE_ACTIONS)
 
 
+def test_every_policy_action_is_declared_by_a_route() -> None:
+    # An action no route declares is a dead line of the policy: editing it changes nothing.
+    dead = set(POLICY.actions) - set(ROUTE_ACTIONS.values())
+    assert not dead, f"policy actions no route declares (use or drop them): {sorted(dead)}"
+
+
 @pytest.fixture
 async def world(api: Api) -> World:
     owner = await api.user()
@@ -113,7 +121,7 @@ async def world(api: Api) -> World:
     )
 
 
-def _path(template: str, world: World) -> str:
+def _path(template: str, world: World, **overrides: str) -> str:
     values = {
         "org_id": world.org,
         "project_id": world.project,
@@ -121,6 +129,7 @@ def _path(template: str, world: World) -> str:
         "user_id": world.target.id,
         "external_key": "RM-1",
         **{name: str(uuid.uuid4()) for name in UNSEEDED},
+        **overrides,
     }
 
     def fill(match: re.Match[str]) -> str:
@@ -174,3 +183,63 @@ async def test_route_matrix(
     assert response.status_code in expected(action, caller, template), (
         f"{caller} on {route_key} ({action}): {response.status_code} {response.text}"
     )
+
+
+# --- Ownership conditions -------------------------------------------------------------------
+CONDITIONED = sorted(
+    (route_key, role)
+    for route_key, action in ROUTE_ACTIONS.items()
+    for role in POLICY.roles
+    if POLICY.allows(role, action) and POLICY.condition(role, action) is not None
+)
+
+
+@pytest.mark.parametrize("holder", ["someone-else", "the-caller", "nobody"])
+@pytest.mark.parametrize(("route_key", "role"), CONDITIONED)
+async def test_ownership_conditions(
+    api: Api,
+    client: httpx.AsyncClient,
+    world: World,
+    route_key: str,
+    role: str,
+    holder: str,
+) -> None:
+    """A conditioned grant refuses the objects its condition excludes, and only those."""
+    method, template = route_key.split(" ", 1)
+    condition = POLICY.condition(role, ROUTE_ACTIONS[route_key])
+    if condition != ASSIGNEE_OR_UNASSIGNED:
+        pytest.fail(f"teach the route matrix to build objects for the condition {condition!r}")
+    if "{task_id}" not in template and "{external_key}" not in template:
+        pytest.fail(f"teach the route matrix which object {route_key} applies {condition} to")
+    caller = world.users[role]
+    assignee = {"someone-else": world.target.id, "the-caller": caller.id, "nobody": None}[holder]
+    key = f"OWN-{uuid.uuid4().hex[:8]}"
+    task = await api.task(
+        world.org,
+        world.users["owner"],
+        {
+            "project_id": world.project,
+            "title": "Owned",
+            "external_key": key,
+            "assignee_id": assignee,
+        },
+    )
+    body = SAMPLE_BODIES[route_key](world) if route_key in SAMPLE_BODIES else None
+    response = await client.request(
+        method,
+        _path(template, world, task_id=task["id"], external_key=key),
+        json=body,
+        headers=caller.headers,
+    )
+    if holder == "someone-else":
+        assert response.status_code == 403, f"{role} on {route_key}: {response.text}"
+        still = await client.get(
+            f"/orgs/{world.org}/tasks/{task['id']}", headers=world.users["owner"].headers
+        )
+        assert still.json() == task  # refused before anything changed
+    else:
+        assert response.status_code in {200, 201, 204}, f"{role} on {route_key}: {response.text}"
+
+
+def test_the_policy_has_conditions_for_the_matrix_to_exercise() -> None:
+    assert CONDITIONED, "no conditioned grant left: drop test_ownership_conditions knowingly"

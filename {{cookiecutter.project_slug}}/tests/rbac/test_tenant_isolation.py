@@ -1,14 +1,22 @@
-"""A user of org A reaches nothing of org B: not by id, list, filter, cursor, key or reference."""
+"""A user of org A reaches nothing of org B: not by id, list, filter, cursor, key or reference,
+nor B's exports, imports, webhooks, AI summaries or dead letters."""
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from {{ cookiecutter.package_name }}.db.engines import Database
+from {{ cookiecutter.package_name }}.jobs import dead_letters
+from {{ cookiecutter.package_name }}.jobs.ai.summary import AiSummary
 
 from ..api import Api, User
+from ..conftest import make_settings
 from ..factories import TaskFactory
 
 
@@ -140,3 +148,86 @@ async def test_an_idempotency_key_never_replays_another_users_response(
     assert from_b.status_code == from_a.status_code == 201
     assert "idempotent-replayed" not in from_a.headers
     assert from_a.json()["id"] != from_b.json()["id"]
+
+
+CSV = {"file": ("tasks.csv", b"external_key,title\nISO-1,Imported\n")}
+
+
+async def _jobs_of(
+    client: httpx.AsyncClient, tenant: Tenant, admin_engine: AsyncEngine, database_url: str
+) -> dict[str, str]:
+    """One export, import, webhook, AI summary and dead letter of `tenant`; their ids."""
+    h = tenant.owner.headers
+    project = tenant.project["id"]
+    export = await client.post(f"/orgs/{tenant.org}/projects/{project}/exports", headers=h)
+    upload = await client.post(
+        f"/orgs/{tenant.org}/projects/{project}/imports", files=CSV, headers=h
+    )
+    # An event no step here emits: the import's task.created would add a dead letter.
+    body = {"url": "http://127.0.0.1:9/hook", "events": ["project.deleted"]}
+    hook = await client.post(f"/orgs/{tenant.org}/webhooks", json=body, headers=h)
+    assert (export.status_code, upload.status_code, hook.status_code) == (202, 202, 201)
+    # Written directly: requesting one is behind a feature flag, and no job needs to run.
+    summary = AiSummary(
+        org_id=uuid.UUID(tenant.org),
+        project_id=uuid.UUID(project),
+        requested_by=uuid.UUID(tenant.owner.id),
+        status="done",
+    )
+    async with AsyncSession(admin_engine, expire_on_commit=False) as session, session.begin():
+        session.add(summary)
+    db = Database(make_settings(database_url))
+    try:
+        letter = await dead_letters.record(
+            db, "test.isolation", {}, {"org_id": tenant.org}, "HTTP 500: boom", 3
+        )
+    finally:
+        await db.dispose()
+    return {
+        "export": export.json()["id"],
+        "import": upload.json()["id"],
+        "webhook": hook.json()["id"],
+        "summary": str(summary.id),
+        "letter": str(letter),
+    }
+
+
+async def test_the_other_tenants_jobs_are_not_found(
+    client: httpx.AsyncClient,
+    tenants: tuple[Tenant, Tenant],
+    admin_engine: AsyncEngine,
+    database_url: str,
+) -> None:
+    a, b = tenants
+    theirs = await _jobs_of(client, b, admin_engine, database_url)
+    b_project, a_project = b.project["id"], a.project["id"]
+    for method, path, files in [
+        # B's objects under A's organization path, by their real ids.
+        ("POST", f"/orgs/{a.org}/projects/{b_project}/exports", None),
+        ("GET", f"/orgs/{a.org}/exports/{theirs['export']}", None),
+        ("GET", f"/orgs/{a.org}/exports/{theirs['export']}/download", None),
+        ("POST", f"/orgs/{a.org}/projects/{b_project}/imports", CSV),
+        ("GET", f"/orgs/{a.org}/imports/{theirs['import']}", None),
+        ("GET", f"/orgs/{a.org}/webhooks/{theirs['webhook']}", None),
+        ("DELETE", f"/orgs/{a.org}/webhooks/{theirs['webhook']}", None),
+        ("POST", f"/orgs/{a.org}/projects/{b_project}/summary", None),
+        ("GET", f"/orgs/{a.org}/projects/{a_project}/summary/{theirs['summary']}", None),
+        ("GET", f"/orgs/{a.org}/projects/{b_project}/summary/{theirs['summary']}", None),
+        ("POST", f"/orgs/{a.org}/dead-letters/{theirs['letter']}/replay", None),
+        # B's organization path itself: A is not a member.
+        ("GET", f"/orgs/{b.org}/exports/{theirs['export']}", None),
+        ("GET", f"/orgs/{b.org}/imports/{theirs['import']}", None),
+        ("GET", f"/orgs/{b.org}/webhooks", None),
+        ("GET", f"/orgs/{b.org}/dead-letters", None),
+    ]:
+        response = await client.request(method, path, files=files, headers=a.owner.headers)
+        assert response.status_code == 404, f"{method} {path}: {response.status_code}"
+    # A's own lists show none of B's.
+    hooks = await client.get(f"/orgs/{a.org}/webhooks", headers=a.owner.headers)
+    letters = await client.get(f"/orgs/{a.org}/dead-letters", headers=a.owner.headers)
+    assert (hooks.json(), letters.json()) == ([], [])
+    # And B's are all still there.
+    hook = await client.get(f"/orgs/{b.org}/webhooks/{theirs['webhook']}", headers=b.owner.headers)
+    assert hook.status_code == 200
+    own_letters = await client.get(f"/orgs/{b.org}/dead-letters", headers=b.owner.headers)
+    assert [letter["id"] for letter in own_letters.json()] == [theirs["letter"]]

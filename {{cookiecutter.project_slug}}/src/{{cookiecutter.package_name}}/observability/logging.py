@@ -8,15 +8,38 @@ request id, and the org, user, job and prompt ids bound where they are known.
 from __future__ import annotations
 
 import logging
+import re
 import sys
+from collections.abc import Mapping
 from types import TracebackType
 from typing import Any
 
 import structlog
 from opentelemetry import trace
 
-# Keys whose values never reach a log line, whoever logs them.
-_SECRET_KEYS = ("password", "token", "secret", "authorization", "api_key", "cookie")
+# Keys whose values never reach a log line, whoever logs them, at any depth of the event.
+_SECRET_KEYS = (
+    "password",
+    "passwd",
+    "token",
+    "secret",
+    "authorization",
+    "api_key",
+    "apikey",
+    "cookie",
+    "credential",
+    "private_key",
+)
+REDACTED = "[redacted]"
+# How deep redaction looks into nested dicts and lists (log events are shallow; this is a guard).
+_MAX_DEPTH = 8
+# Query parameters whose values stay out of every line: uvicorn's access line and httpx's
+# request line log URLs verbatim (`?token=...`, `?api_key=...`).
+_SECRET_QUERY = re.compile(
+    r"([?&][^=&#\s]*(?:pass|token|secret|key|auth|sig|session|credential|code)[^=&#\s]*=)"
+    r"[^&#\s\"']*",
+    re.IGNORECASE,
+)
 # Libraries that install their own handlers (uvicorn, arq's CLI): theirs are removed so that
 # their records reach the root handler, and so our processors.
 ROUTED_LOGGERS = (
@@ -30,14 +53,46 @@ ROUTED_LOGGERS = (
 )
 
 
+def _is_secret(key: object) -> bool:
+    if isinstance(key, bytes):
+        key = key.decode("latin-1")
+    return isinstance(key, str) and any(part in key.lower() for part in _SECRET_KEYS)
+
+
+def _redact(value: Any, depth: int = 0) -> Any:
+    """`value` with secret-looking keys' values and URL query values replaced, at any depth."""
+    if depth > _MAX_DEPTH:
+        return value
+    if isinstance(value, str):
+        return redact_query(value)
+    if isinstance(value, Mapping):
+        return {k: REDACTED if _is_secret(k) else _redact(v, depth + 1) for k, v in value.items()}
+    if type(value) is tuple and len(value) == 2 and _is_secret(value[0]):
+        # (name, value) pairs, as ASGI and httpx carry headers: [(b"authorization", b"...")].
+        return (value[0], REDACTED)
+    if type(value) in (list, tuple):
+        items = [_redact(v, depth + 1) for v in value]
+        return items if isinstance(value, list) else tuple(items)
+    return value
+
+
 def redact_secrets(
     _logger: object, _method: str, event: structlog.types.EventDict
 ) -> structlog.types.EventDict:
-    """Replace the value of any secret-looking key with a marker."""
-    for key in event:
-        if any(part in key.lower() for part in _SECRET_KEYS):
-            event[key] = "[redacted]"
+    """Replace secret-looking keys' values and URL query values with a marker, at any depth.
+
+    Foreign records (uvicorn, httpx, arq) arrive with their message already formatted as
+    `event`, so a URL in an access line is scrubbed here as well."""
+    for key, value in event.items():
+        if key.startswith("_"):
+            continue  # structlog's own entries (the stdlib record), never rendered
+        event[key] = REDACTED if _is_secret(key) else _redact(value)
     return event
+
+
+def redact_query(text: str) -> str:
+    """`text` with the values of secret-looking URL query parameters replaced by a marker."""
+    return _SECRET_QUERY.sub(rf"\1{REDACTED}", text) if "?" in text else text
 
 
 def add_trace_context(
@@ -93,8 +148,11 @@ def configure_logging(level: str = "INFO", *, json: bool = True) -> None:
         add_trace_context,
         redact_secrets,
     ]
+    # Plain tracebacks in the console: no frame locals, which hold passwords and tokens.
     renderer: structlog.types.Processor = (
-        structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer()
+        structlog.processors.JSONRenderer()
+        if json
+        else structlog.dev.ConsoleRenderer(exception_formatter=structlog.dev.plain_traceback)
     )
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],

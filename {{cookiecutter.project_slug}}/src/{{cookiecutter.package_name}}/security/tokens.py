@@ -3,6 +3,8 @@
 - HS256 (default, dev): minted and verified with the service secret.
 - RS256 (production identity providers): verified with a configured public key or the keys of
   a JWKS URL (fetched and cached by PyJWT); minted here only when a private key is configured.
+  Without one, the tokens are the identity provider's: their `sub` is its subject, not one of
+  our user ids, and security/auth.py finds or creates the local user on first use.
 
 Only the configured algorithm is accepted, so an HS256 token signed with a public key (the
 classic algorithm-confusion attack) is refused.
@@ -30,11 +32,31 @@ class MintingDisabledError(Exception):
     """RS256 without a private key: tokens come from the identity provider, not from here."""
 
 
+# Local user ids of identity-provider subjects are uuid5(this, "issuer|sub"): the same person
+# always maps to the same id, with no mapping table (a fixed, arbitrary namespace).
+IDP_USER_NAMESPACE = uuid.UUID("6f1d3a52-8d0b-4c47-9a4e-2b7f3c1e9d85")
+MAX_SUBJECT_LENGTH = 255
+
+
+@dataclass(frozen=True, slots=True)
+class ExternalIdentity:
+    """Who the identity provider's token says the caller is."""
+
+    subject: str
+    email: str | None
+    email_verified: bool
+    name: str | None
+
+
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """The authenticated caller, as proven by the token (no database round trip)."""
+    """The authenticated caller, as proven by the token (no database round trip).
+
+    For identity-provider tokens `identity` is set and `user_id` is the id derived from the
+    subject; `current_principal` swaps in the local user's id before a route sees it."""
 
     user_id: uuid.UUID
+    identity: ExternalIdentity | None = None
 
 
 class Tokens:
@@ -62,6 +84,23 @@ class Tokens:
         """False when an external identity provider issues the tokens."""
         return self._signing_key is not None
 
+    def _principal(self, claims: dict[str, Any]) -> Principal:
+        subject = claims["sub"]
+        if self.can_mint:  # our own token: the subject is a user id
+            return Principal(user_id=uuid.UUID(str(subject)))
+        if not isinstance(subject, str) or not 0 < len(subject) <= MAX_SUBJECT_LENGTH:
+            raise InvalidTokenError("the token's subject is not a usable identifier")
+        email, name = claims.get("email"), claims.get("name")
+        return Principal(
+            user_id=uuid.uuid5(IDP_USER_NAMESPACE, f"{self._issuer}|{subject}"),
+            identity=ExternalIdentity(
+                subject=subject,
+                email=email if isinstance(email, str) else None,
+                email_verified=claims.get("email_verified") is True,
+                name=name if isinstance(name, str) else None,
+            ),
+        )
+
     def mint(self, user_id: uuid.UUID) -> str:
         """A signed access token for `user_id`."""
         if self._signing_key is None:
@@ -88,7 +127,7 @@ class Tokens:
                 leeway=self._leeway,
                 options={"require": ["sub", "exp", "iat", "iss", "aud"]},
             )
-            return Principal(user_id=uuid.UUID(str(claims["sub"])))
+            return self._principal(claims)
         except (jwt.PyJWTError, ValueError) as exc:
             raise InvalidTokenError(str(exc)) from exc
 

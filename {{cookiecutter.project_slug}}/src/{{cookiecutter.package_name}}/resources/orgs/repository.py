@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from {{ cookiecutter.package_name }}.resources.orgs.model import Membership, Organization
 from {{ cookiecutter.package_name }}.resources.users.model import User
-
-OWNER = "owner"
 
 
 class OrgRepository:
@@ -19,12 +17,12 @@ class OrgRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def create(self, name: str, owner_id: uuid.UUID) -> Organization:
-        """A new organization with `owner_id` as its owner."""
+    async def create(self, name: str, owner_id: uuid.UUID, owner_role: str) -> Organization:
+        """A new organization with `owner_id` as its member of role `owner_role`."""
         org = Organization(name=name)
         self.session.add(org)
         await self.session.flush()
-        self.session.add(Membership(org_id=org.id, user_id=owner_id, role=OWNER))
+        self.session.add(Membership(org_id=org.id, user_id=owner_id, role=owner_role))
         await self.session.flush()
         return org
 
@@ -77,14 +75,19 @@ class OrgRepository:
             delete(Membership).where(Membership.org_id == org_id, Membership.user_id == user_id)
         )
 
-    async def owner_count(self, org_id: uuid.UUID) -> int:
-        """How many owners the organization has (small: a handful of rows per org)."""
-        count = await self.session.scalar(
-            select(func.count())
-            .select_from(Membership)
-            .where(Membership.org_id == org_id, Membership.role == OWNER)
+    async def lock_role_holders(self, org_id: uuid.UUID, role: str) -> int:
+        """Lock the memberships with `role` until the transaction ends, and count them.
+
+        Two owners demoting each other at once would otherwise both count two owners and
+        leave none: the second now waits, and counts again once the first has committed.
+        (SQLite has no row locks; it runs one writer at a time anyway.)"""
+        rows = await self.session.scalars(
+            select(Membership.user_id)
+            .where(Membership.org_id == org_id, Membership.role == role)
+            .order_by(Membership.user_id)  # one lock order: concurrent callers cannot deadlock
+            .with_for_update()
         )
-        return int(count or 0)
+        return len(rows.all())
 
     async def delete(self, org: Organization) -> None:
         """Delete the organization; its rows go with it (ON DELETE CASCADE)."""

@@ -16,7 +16,7 @@ from {{ cookiecutter.package_name }}.dependencies import (
     UnitOfWorkDep,
 )
 from {{ cookiecutter.package_name }}.errors import ConflictError, NotFoundError, ProblemError
-from {{ cookiecutter.package_name }}.resources.orgs.repository import OWNER, OrgRepository
+from {{ cookiecutter.package_name }}.resources.orgs.repository import OrgRepository
 from {{ cookiecutter.package_name }}.resources.orgs.schemas import (
     MemberAdd,
     MemberOut,
@@ -33,14 +33,26 @@ from {{ cookiecutter.package_name }}.security.tenancy import OrgAccess, authoriz
 router = APIRouter(prefix="/orgs", tags=["organizations"])
 
 
+def _check_grant(policy: Policy, role: str, access: OrgAccess) -> None:
+    """The policy's `grantable_by`: some roles only some roles may hand out or take away."""
+    if not policy.may_grant(access.role, role):
+        raise deny(
+            access, reason=f"only {', '.join(sorted(policy.grantable_by[role]))} grant {role}"
+        )
+
+
 def _check_role(policy: Policy, role: str, access: OrgAccess) -> None:
     if role not in policy.roles:
         raise ProblemError(
             422, f"Unknown role '{role}'; one of: {', '.join(policy.roles)}.", type_="validation"
         )
-    # Owner is the one role only an owner may hand out (or take away).
-    if role == OWNER and access.role != OWNER:
-        raise deny(access, reason="only owners grant owner")
+    _check_grant(policy, role, access)
+
+
+async def _keeps_an_owner(repo: OrgRepository, policy: Policy, org_id: uuid.UUID) -> None:
+    """Refuse to take the owner role from the organization's last owner."""
+    if await repo.lock_role_holders(org_id, policy.owner_role) <= 1:
+        raise ConflictError(f"An organization must keep at least one {policy.owner_role}.")
 
 
 def _forget_after_commit(
@@ -55,10 +67,12 @@ def _forget_after_commit(
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
-async def create_org(body: OrgCreate, principal: CurrentPrincipal, session: SessionDep) -> OrgOut:
-    """Create an organization; the caller becomes its owner."""
-    org = await OrgRepository(session).create(body.name, principal.user_id)
-    return OrgOut(id=org.id, name=org.name, role=OWNER, created_at=org.created_at)
+async def create_org(
+    body: OrgCreate, principal: CurrentPrincipal, session: SessionDep, policy: PolicyDep
+) -> OrgOut:
+    """Create an organization; the caller becomes its owner (the policy's `owner_role`)."""
+    org = await OrgRepository(session).create(body.name, principal.user_id, policy.owner_role)
+    return OrgOut(id=org.id, name=org.name, role=policy.owner_role, created_at=org.created_at)
 
 
 @router.get("")
@@ -178,10 +192,9 @@ async def update_member(
     _check_role(policy, body.role, access)
     repo = OrgRepository(session)
     current = await _existing_member(repo, access, user_id)
-    if current == OWNER:
-        _check_role(policy, OWNER, access)
-        if body.role != OWNER and await repo.owner_count(access.org_id) <= 1:
-            raise ConflictError("An organization must keep at least one owner.")
+    _check_grant(policy, current, access)  # changing a role takes the current one away
+    if current == policy.owner_role and body.role != policy.owner_role:
+        await _keeps_an_owner(repo, policy, access.org_id)
     await repo.set_role(access.org_id, user_id, body.role)
     _forget_after_commit(uow, memberships, access.org_id, user_id)
     rows = {m.user_id: (m, u) for m, u in await repo.members(access.org_id)}
@@ -206,10 +219,10 @@ async def remove_member(
 ) -> Response:
     """Remove a member; the last owner cannot be removed."""
     repo = OrgRepository(session)
-    if await _existing_member(repo, access, user_id) == OWNER:
-        _check_role(policy, OWNER, access)
-        if await repo.owner_count(access.org_id) <= 1:
-            raise ConflictError("An organization must keep at least one owner.")
+    current = await _existing_member(repo, access, user_id)
+    _check_grant(policy, current, access)
+    if current == policy.owner_role:
+        await _keeps_an_owner(repo, policy, access.org_id)
     await repo.remove_member(access.org_id, user_id)
     _forget_after_commit(uow, memberships, access.org_id, user_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -33,14 +33,20 @@ from {{ cookiecutter.package_name }}.resources.tasks.schemas import (
     TaskPut,
     TaskUpdate,
 )
+from {{ cookiecutter.package_name }}.security.rbac import ASSIGNEE_OR_UNASSIGNED
 from {{ cookiecutter.package_name }}.security.tenancy import OrgAccess, authorize, deny, membership_role
 
 router = APIRouter(prefix="/orgs/{org_id}/tasks", tags=["tasks"])
 
 
+# The ownership conditions the routes below check: the policy may narrow their actions by these
+# (start-up refuses any other condition on them; see security/rbac.py check_routes).
+OWNED = {ASSIGNEE_OR_UNASSIGNED}
+
+
 def _check_ownership(access: OrgAccess, task: Task) -> None:
     """The policy's ownership rule for this role and action, checked against the task."""
-    if access.condition == "assignee_or_unassigned" and task.assignee_id not in (
+    if access.condition == ASSIGNEE_OR_UNASSIGNED and task.assignee_id not in (
         None,
         access.user_id,
     ):
@@ -126,7 +132,7 @@ async def get_task(
 async def update_task(
     task_id: uuid.UUID,
     body: TaskUpdate,
-    access: Annotated[OrgAccess, authorize("tasks:update")],
+    access: Annotated[OrgAccess, authorize("tasks:update", enforces=OWNED)],
     session: SessionDep,
     uow: UnitOfWorkDep,
     cache: CacheDep,
@@ -151,7 +157,7 @@ async def put_task_by_key(
     external_key: Annotated[str, Path(pattern=EXTERNAL_KEY_PATTERN)],
     body: TaskPut,
     response: Response,
-    access: Annotated[OrgAccess, authorize("tasks:update")],
+    access: Annotated[OrgAccess, authorize("tasks:update", enforces=OWNED)],
     session: SessionDep,
     policy: PolicyDep,
     uow: UnitOfWorkDep,
@@ -163,7 +169,11 @@ async def put_task_by_key(
     201 when created, 200 otherwise. Creating also needs the `tasks:create` grant."""
     repo = TaskRepository(session, access.org_id)
     existing = await repo.by_key(external_key)
-    if existing is None and not policy.allows(access.role, "tasks:create"):
+    if existing is None and (
+        not policy.allows(access.role, "tasks:create")
+        # No task to hold a creation condition against: such a condition fails closed.
+        or policy.condition(access.role, "tasks:create") is not None
+    ):
         raise deny(OrgAccess(access.org_id, access.user_id, access.role, "tasks:create"))
     if existing is not None:
         _check_ownership(access, existing)
@@ -182,7 +192,7 @@ async def put_task_by_key(
 @router.delete("/{task_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def delete_task(
     task_id: uuid.UUID,
-    access: Annotated[OrgAccess, authorize("tasks:delete")],
+    access: Annotated[OrgAccess, authorize("tasks:delete", enforces=OWNED)],
     session: SessionDep,
     uow: UnitOfWorkDep,
     cache: CacheDep,

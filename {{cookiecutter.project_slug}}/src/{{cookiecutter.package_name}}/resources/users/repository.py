@@ -7,6 +7,7 @@ import uuid
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from {{ cookiecutter.package_name }}.db.base import new_id
 from {{ cookiecutter.package_name }}.resources.users.model import User
 from {{ cookiecutter.package_name }}.schemas import email_key
 
@@ -25,9 +26,17 @@ class UserRepository:
         """The user with this email, compared case-insensitively."""
         return await self.session.scalar(select(User).where(User.email_key == email_key(email)))
 
-    async def add(self, email: str, password_hash: str, full_name: str | None) -> User:
+    async def add(
+        self,
+        email: str,
+        password_hash: str,
+        full_name: str | None,
+        *,
+        user_id: uuid.UUID | None = None,
+    ) -> User:
         """Insert a user; the unique email_key rejects a duplicate."""
         user = User(
+            id=user_id or new_id(),
             email=email,
             email_key=email_key(email),
             password_hash=password_hash,

@@ -1,4 +1,13 @@
-"""Alembic environment: async engine, URL from the service settings, batch mode on SQLite."""
+"""Alembic environment: async engine, URL from the service settings, batch mode on SQLite.
+
+Each revision runs in a transaction of its own (`transaction_per_migration`), so an upgrade
+over several revisions never holds one revision's locks while the next runs, and a data
+migration can commit its batches one by one (`op.get_context().autocommit_block()`, see
+0004). On PostgreSQL every statement waits at most `lock_timeout` for its lock (default 5s;
+`alembic -x lock_timeout=30s upgrade head` to change it): an ALTER queued behind a long query
+would otherwise block every query queued behind it. The offline SQL (`alembic upgrade --sql`,
+linted by `make migrations-lint`) starts with the same SET.
+"""
 
 from __future__ import annotations
 
@@ -20,6 +29,7 @@ if config.config_file_name is not None and config.attributes.get("configure_logg
     fileConfig(config.config_file_name, disable_existing_loggers=False)
 
 target_metadata = Base.metadata
+LOCK_TIMEOUT = context.get_x_argument(as_dictionary=True).get("lock_timeout", "5s")
 
 
 def _url() -> str:
@@ -45,17 +55,29 @@ def _configure(connection: Connection | None = None, url: str | None = None) -> 
         compare_type=True,
         render_item=_render_item,
         literal_binds=url is not None,
+        transaction_per_migration=True,
     )
+
+
+SET_LOCK_TIMEOUT = f"SET lock_timeout = '{LOCK_TIMEOUT}'"
 
 
 def run_migrations_offline() -> None:
     """Emit SQL to stdout (alembic upgrade --sql) without a database."""
     _configure(url=_url())
+    if context.get_context().dialect.name == "postgresql":
+        context.execute(SET_LOCK_TIMEOUT)
     with context.begin_transaction():
         context.run_migrations()
 
 
 def _run_sync(connection: Connection) -> None:
+    if connection.dialect.name == "postgresql":
+        # A session setting, made before alembic starts its own transactions.
+        external = connection.in_transaction()
+        connection.exec_driver_sql(SET_LOCK_TIMEOUT)
+        if not external:
+            connection.commit()
     _configure(connection=connection)
     with context.begin_transaction():
         context.run_migrations()

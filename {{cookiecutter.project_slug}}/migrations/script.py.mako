@@ -17,6 +17,11 @@ branch_labels: str | Sequence[str] | None = ${repr(branch_labels)}
 depends_on: str | Sequence[str] | None = ${repr(depends_on)}
 
 
+# Each revision runs in its own transaction with a lock_timeout (env.py); `make migrations-lint`
+# checks its SQL with squawk. On a large table build indexes CONCURRENTLY inside
+# `op.get_context().autocommit_block()` and backfill in batches (see 0004 and 0005).
+
+
 def upgrade() -> None:
     """Apply this revision."""
     ${upgrades if upgrades else "pass"}

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
+from typing import Any
 
 import httpx
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from {{ cookiecutter.package_name }}.resources.tasks.model import Task
+from {{ cookiecutter.package_name }}.resources.tasks.repository import TaskRepository
 
 from .api import Api
 
@@ -105,3 +108,44 @@ async def test_upsert_keeps_the_first_completion_time(api: Api, client: httpx.As
         await client.put(url, json={**body, "status": "todo"}, headers=owner.headers)
     ).json()
     assert reopened["completed_at"] is None
+
+
+async def _by_key(engine: AsyncEngine, column: Any) -> dict[str | None, Any]:
+    async with AsyncSession(engine) as session:
+        rows = await session.execute(select(Task.external_key, column))
+        return {row[0]: row[1] for row in rows}
+
+
+async def test_a_batch_upsert_names_what_it_created_and_updated(
+    api: Api, admin_engine: AsyncEngine
+) -> None:
+    """The batch form (CSV imports): the ids per outcome, and completion times kept or cleared
+    as the single upsert keeps them."""
+    owner = await api.user()
+    org = uuid.UUID(await api.org(owner))
+    project = uuid.UUID((await api.project(str(org), owner))["id"])
+
+    def row(title: str, status: str = "todo") -> dict[str, Any]:
+        return {"project_id": project, "title": title, "status": status, "due_date": None}
+
+    async with AsyncSession(admin_engine) as session, session.begin():
+        first = await TaskRepository(session, org).upsert_many_by_key(
+            [("A", row("a", "done")), ("B", row("b", "done")), ("C", row("c"))]
+        )
+    assert (len(first.created), first.updated, first.unchanged) == (3, [], 0)
+    done_at = await _by_key(admin_engine, Task.completed_at)
+    assert done_at["A"] is not None
+    assert done_at["B"] is not None
+    assert done_at["C"] is None
+
+    async with AsyncSession(admin_engine) as session, session.begin():
+        second = await TaskRepository(session, org).upsert_many_by_key(
+            [("A", row("a", "done")), ("B", row("b again", "done")), ("C", row("c", "in_progress"))]
+        )
+    ids = await _by_key(admin_engine, Task.id)
+    assert second.created == []
+    assert sorted(second.updated) == sorted([ids["B"], ids["C"]])
+    assert second.unchanged == 1
+    again = await _by_key(admin_engine, Task.completed_at)
+    assert again["B"] == done_at["B"]  # still done: the first completion time stays
+    assert again["C"] is None

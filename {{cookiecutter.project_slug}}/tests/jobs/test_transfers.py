@@ -5,69 +5,89 @@ from __future__ import annotations
 import csv
 import io
 import socket
+import tracemalloc
+import uuid
 from collections.abc import AsyncIterator
 from datetime import date
 from pathlib import Path
-from typing import Any
 
 import httpx
+import orjson
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from {{ cookiecutter.package_name }}.app import create_app
+from {{ cookiecutter.package_name }}.db.engines import Database
+from {{ cookiecutter.package_name }}.db.seed import seed
+from {{ cookiecutter.package_name }}.jobs.registry import JobEnv
+from {{ cookiecutter.package_name }}.jobs.runtime import JobsRuntime
+from {{ cookiecutter.package_name }}.jobs.transfers.exports import COLUMNS, export_tasks
+from {{ cookiecutter.package_name }}.jobs.transfers.imports import import_tasks
+from {{ cookiecutter.package_name }}.jobs.transfers.model import ExportJob
+from {{ cookiecutter.package_name }}.resources.projects.model import Project
 from {{ cookiecutter.package_name }}.resources.tasks.model import Task
+from {{ cookiecutter.package_name }}.settings import Settings
 
 from ..api import Api, User
-from ..conftest import make_settings, running
-from .conftest import eventually
+from ..conftest import REDIS_URL, make_settings, running
 from .csv_data import generate
+from .receiver import receiver
+from .transfers import export_csv, finished, import_csv
 
 
 @pytest.fixture
-async def app_client(database_url: str, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
-    """An app whose files go to a temporary directory and whose exports stream in chunks of 7."""
-    settings = make_settings(database_url, storage_dir=tmp_path / "files", export_chunk_rows=7)
-    async with running(create_app(settings)) as client:
+def transfer_settings(database_url: str, tmp_path: Path) -> Settings:
+    """Files in a temporary directory; exports stream in chunks of 7 rows."""
+    return make_settings(database_url, storage_dir=tmp_path / "files", export_chunk_rows=7)
+
+
+@pytest.fixture
+async def app_client(transfer_settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """An app on those settings (jobs run in-process)."""
+    async with running(create_app(transfer_settings)) as client:
         yield client
 
 
-async def _finished(client: httpx.AsyncClient, url: str, user: User) -> dict[str, Any]:
-    result: dict[str, Any] = {}
+@pytest.fixture
+async def job_env(transfer_settings: Settings) -> AsyncIterator[JobEnv]:
+    """The environment a worker would run the jobs in, on the same database and files."""
+    db = Database(transfer_settings)
+    runtime = JobsRuntime(transfer_settings, db, redis_url="")
+    try:
+        yield runtime.env
+    finally:
+        await runtime.close()
+        await db.dispose()
 
-    async def done() -> bool:
-        response = await client.get(url, headers=user.headers)
-        assert response.status_code == 200, response.text
-        result.update(response.json())
-        return result["status"] in ("done", "failed")
 
-    await eventually(done, tries=1200)
-    return result
+async def _owner_org_project(client: httpx.AsyncClient) -> tuple[Api, User, str, str]:
+    api = Api(client)
+    owner = await api.user()
+    org = await api.org(owner)
+    project = (await api.project(org, owner))["id"]
+    return api, owner, org, project
 
 
-async def _import(
-    client: httpx.AsyncClient, org: str, project: str, user: User, data: bytes
-) -> dict[str, Any]:
-    response = await client.post(
-        f"/orgs/{org}/projects/{project}/imports",
-        files={"file": ("tasks.csv", data, "text/csv")},
-        headers=user.headers,
-    )
-    assert response.status_code == 202, response.text
-    assert response.json()["status"] == "queued"
-    return await _finished(client, f"/orgs/{org}/imports/{response.json()['id']}", user)
+def _rows(data: bytes) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(data.decode("utf-8"), newline="")))
+
+
+def _csv(rows: list[dict[str, str]]) -> bytes:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue().encode()
 
 
 async def test_import_of_a_hostile_10000_line_file_is_exact_and_idempotent(
     app_client: httpx.AsyncClient, admin_engine: AsyncEngine
 ) -> None:
-    api = Api(app_client)
-    owner = await api.user()
-    org = await api.org(owner)
-    project = (await api.project(org, owner))["id"]
+    _, owner, org, project = await _owner_org_project(app_client)
     generated = generate(10_000)
 
-    first = await _import(app_client, org, project, owner, generated.data)
+    first = await import_csv(app_client, org, project, owner, generated.data)
     assert first["status"] == "done", first
     assert first["created"] == len(generated.good)
     assert (first["updated"], first["unchanged"]) == (0, 0)
@@ -82,7 +102,9 @@ async def test_import_of_a_hostile_10000_line_file_is_exact_and_idempotent(
         rows = {
             t.external_key: t
             for t in await session.scalars(
-                select(Task).where(Task.external_key.in_(["imp-00003", "imp-00004", "imp-00007"]))
+                select(Task).where(
+                    Task.external_key.in_(["imp-00002", "imp-00003", "imp-00004", "imp-00007"])
+                )
             )
         }
         stamp = await session.scalar(select(func.max(Task.updated_at)))
@@ -91,60 +113,219 @@ async def test_import_of_a_hostile_10000_line_file_is_exact_and_idempotent(
     assert rows["imp-00004"].title == "Line one\nline two\n\nline four #4"
     assert rows["imp-00007"].due_date == date(2000, 2, 29)  # a leap day
     assert rows["imp-00003"].status == "todo"  # empty status -> the default
+    assert rows["imp-00002"].status == "done"
+    assert rows["imp-00002"].completed_at is not None  # like a task done through the API
 
-    second = await _import(app_client, org, project, owner, generated.data)
+    second = await import_csv(app_client, org, project, owner, generated.data)
     assert (second["created"], second["updated"]) == (0, 0)
     assert second["unchanged"] == len(generated.good)
     async with AsyncSession(admin_engine) as session:
         assert await session.scalar(select(func.max(Task.updated_at))) == stamp  # nothing written
 
 
-async def test_export_streams_every_task_and_can_be_imported_back(
-    app_client: httpx.AsyncClient,
-) -> None:
-    api = Api(app_client)
-    owner = await api.user()
-    org = await api.org(owner)
-    project = (await api.project(org, owner))["id"]
+async def test_an_export_imports_back_unchanged_keys_or_not(app_client: httpx.AsyncClient) -> None:
+    api, owner, org, project = await _owner_org_project(app_client)
     other_project = (await api.project(org, owner))["id"]
     generated = generate(40, bom=False)
-    assert (await _import(app_client, org, project, owner, generated.data))["created"] == 39
+    assert (await import_csv(app_client, org, project, owner, generated.data))["created"] == 39
+    unkeyed = await api.task(org, owner, {"project_id": project, "title": 'No "key", just\nme'})
     await api.task(org, owner, {"project_id": other_project, "title": "elsewhere"})
 
-    started = await app_client.post(
-        f"/orgs/{org}/projects/{project}/exports", headers=owner.headers
-    )
-    assert started.status_code == 202, started.text
-    export = await _finished(app_client, f"/orgs/{org}/exports/{started.json()['id']}", owner)
-    assert export["status"] == "done", export
-    assert export["row_count"] == 39  # in 6 chunks of 7 rows
-    download = await app_client.get(export["download_url"], headers=owner.headers)
-    assert download.status_code == 200
-    assert download.headers["content-type"].startswith("text/csv")
-    assert "attachment" in download.headers["content-disposition"]
-    rows = list(csv.DictReader(io.StringIO(download.content.decode("utf-8"), newline="")))
-    assert {r["external_key"]: r["title"] for r in rows} == {
+    export, data = await export_csv(app_client, org, project, owner)
+    assert export["row_count"] == 40  # in 6 chunks of 7 rows
+    rows = _rows(data)
+    assert [r["external_key"] for r in rows if r["id"] == unkeyed["id"]] == [""]
+    assert {r["external_key"]: r["title"] for r in rows if r["external_key"]} == {
         k: v["title"] for k, v in generated.good.items()
     }
-    assert {r["external_key"]: r["due_date"] for r in rows} == {
+    assert {r["external_key"]: r["due_date"] for r in rows if r["external_key"]} == {
         k: v["due"] for k, v in generated.good.items()
     }
 
-    # The export, edited in a spreadsheet, goes back in: one change, the rest untouched.
-    rows[0]["title"] = "Renamed ✏️"
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
-    writer.writeheader()
-    writer.writerows(rows)
-    again = await _import(app_client, org, project, owner, buffer.getvalue().encode())
-    assert (again["created"], again["updated"], again["unchanged"]) == (0, 1, 38)
+    # The exporter's own bytes go back in as they are: every row, the unkeyed one too.
+    again = await import_csv(app_client, org, project, owner, data)
+    assert (again["created"], again["updated"], again["unchanged"], again["rejected"]) == (
+        0,
+        0,
+        40,
+        0,
+    ), again
+
+    # Edited in a spreadsheet: a keyed row renamed, the unkeyed one (matched by id) done.
+    for row in rows:
+        if row["external_key"] == "imp-00000":
+            row["title"] = "Renamed ✏️"
+        if row["id"] == unkeyed["id"]:
+            row["status"] = "done"
+    edited = await import_csv(app_client, org, project, owner, _csv(rows))
+    assert (edited["created"], edited["updated"], edited["unchanged"]) == (0, 2, 38), edited
+    task = await app_client.get(f"/orgs/{org}/tasks/{unkeyed['id']}", headers=owner.headers)
+    assert task.json()["status"] == "done"
+    assert task.json()["completed_at"] is not None
+
+
+async def test_an_id_of_no_task_of_the_project_is_rejected_not_created(
+    app_client: httpx.AsyncClient,
+) -> None:
+    api, owner, org, project = await _owner_org_project(app_client)
+    other_project = (await api.project(org, owner))["id"]
+    elsewhere = await api.task(org, owner, {"project_id": other_project, "title": "elsewhere"})
+    data = (
+        "id,external_key,title\r\n"
+        f"{elsewhere['id']},,moved?\r\n"
+        f"{uuid.uuid4()},,gone\r\n"
+        ",,neither key nor id\r\n"
+    ).encode()
+    result = await import_csv(app_client, org, project, owner, data)
+    assert (result["created"], result["updated"], result["rejected"]) == (0, 0, 3), result
+    reasons = {e["line"]: e["reason"] for e in result["errors"]}
+    assert "names no task of this project" in reasons[2]
+    assert "names no task of this project" in reasons[3]
+    assert "external_key is required" in reasons[4]
+    again = await app_client.get(f"/orgs/{org}/tasks/{elsewhere['id']}", headers=owner.headers)
+    assert again.json()["title"] == "elsewhere"
+
+
+async def test_an_import_emits_task_events_like_the_api(app_client: httpx.AsyncClient) -> None:
+    _, owner, org, project = await _owner_org_project(app_client)
+    with receiver() as hook:
+        put = await app_client.put(
+            f"/orgs/{org}/tasks/by-key/K-1",
+            json={"project_id": project, "title": "v1"},
+            headers=owner.headers,
+        )
+        assert put.status_code == 201
+        created = await app_client.post(
+            f"/orgs/{org}/webhooks", json={"url": hook.url}, headers=owner.headers
+        )
+        assert created.status_code == 201, created.text
+        data = b"external_key,title\r\nK-1,v2\r\nK-2,new\r\n"
+
+        assert (await import_csv(app_client, org, project, owner, data))["updated"] == 1
+        await JobsRuntime.settle_all()
+        events = sorted(
+            (body["type"], body["data"]["external_key"], body["data"]["title"])
+            for body in (orjson.loads(r.body) for r in hook.ok())
+        )
+        assert events == [("task.created", "K-2", "new"), ("task.updated", "K-1", "v2")]
+
+        assert (await import_csv(app_client, org, project, owner, data))["unchanged"] == 2
+        await JobsRuntime.settle_all()
+        assert len(hook.received) == 2  # nothing changed, nothing emitted
+
+
+@pytest.mark.redis
+@pytest.mark.skipif(not REDIS_URL, reason="TEST_REDIS_URL is not set")
+async def test_an_import_invalidates_the_cached_tasks_it_changes(
+    database_url: str, tmp_path: Path
+) -> None:
+    """A cached task (by key and by id) is served fresh once the import changed it."""
+    settings = make_settings(
+        database_url,
+        storage_dir=tmp_path,
+        redis_url=REDIS_URL,
+        cache_namespace=f"test-{uuid.uuid4().hex[:8]}",
+        jobs_queue_name=f"test-{uuid.uuid4().hex[:8]}",
+    )
+    db = Database(settings)
+    # The job runs here, as a worker would run it (the app queues it in Redis).
+    runtime = JobsRuntime(settings, db, redis_url="")
+    try:
+        async with running(create_app(settings)) as client:
+            api, owner, org, project = await _owner_org_project(client)
+            keyed = await client.put(
+                f"/orgs/{org}/tasks/by-key/K-1",
+                json={"project_id": project, "title": "v1"},
+                headers=owner.headers,
+            )
+            unkeyed = await api.task(org, owner, {"project_id": project, "title": "u1"})
+            urls = [f"/orgs/{org}/tasks/{t}" for t in (keyed.json()["id"], unkeyed["id"])]
+            for url in urls * 2:  # the second round is served from the cache
+                assert (await client.get(url, headers=owner.headers)).status_code == 200
+            data = f"external_key,id,title\r\nK-1,,v2\r\n,{unkeyed['id']},u2\r\n".encode()
+            started = await client.post(
+                f"/orgs/{org}/projects/{project}/imports",
+                files={"file": ("t.csv", data, "text/csv")},
+                headers=owner.headers,
+            )
+            assert started.status_code == 202, started.text
+            outcome = await import_tasks(runtime.env, {"import_id": started.json()["id"]})
+            assert outcome["updated"] == 2
+            titles = [(await client.get(u, headers=owner.headers)).json()["title"] for u in urls]
+            assert titles == ["v2", "u2"]
+    finally:
+        await runtime.close()
+        await db.dispose()
+
+
+async def test_a_finished_job_delivered_again_keeps_its_result(
+    app_client: httpx.AsyncClient, job_env: JobEnv
+) -> None:
+    """At-least-once delivery: a second run of a finished export or import changes nothing."""
+    api, owner, org, project = await _owner_org_project(app_client)
+    data = b"external_key,title\r\nK-1,one\r\nK-2,two\r\n"
+    imported = await import_csv(app_client, org, project, owner, data)
+    assert imported["created"] == 2
+    export, before = await export_csv(app_client, org, project, owner)
+
+    await api.task(org, owner, {"project_id": project, "title": "after the export"})
+    await import_tasks(job_env, {"import_id": imported["id"]})
+    await export_tasks(job_env, {"export_id": export["id"]})
+
+    report = await app_client.get(f"/orgs/{org}/imports/{imported['id']}", headers=owner.headers)
+    assert (report.json()["created"], report.json()["unchanged"]) == (2, 0)
+    again = await app_client.get(export["download_url"], headers=owner.headers)
+    assert again.content == before  # the export is the snapshot it was, not a new one
+    state = await app_client.get(f"/orgs/{org}/exports/{export['id']}", headers=owner.headers)
+    assert state.json()["row_count"] == 2
+
+
+async def test_an_export_streams_in_chunks_with_flat_memory(
+    database_url: str, admin_engine: AsyncEngine, tmp_path: Path
+) -> None:
+    """The export's peak memory is a small fraction of what holding every row would take."""
+    rows = 20_000
+    seeded = await seed(
+        admin_engine,
+        tasks=rows,
+        projects=1,
+        owner_email=f"export-{uuid.uuid4().hex[:8]}@example.com",
+        password_hash="not-used",
+    )
+    settings = make_settings(database_url, storage_dir=tmp_path, export_chunk_rows=250)
+    db = Database(settings)
+    runtime = JobsRuntime(settings, db, redis_url="")
+    try:
+        async with db.writer() as session, session.begin():
+            project = await session.scalar(
+                select(Project.id).where(Project.org_id == seeded.org_id)
+            )
+            export = ExportJob(org_id=seeded.org_id, project_id=project, status="queued")
+            session.add(export)
+        tracemalloc.start()
+        try:
+            written = await export_tasks(runtime.env, {"export_id": str(export.id)})
+            streamed = tracemalloc.get_traced_memory()[1]
+            tracemalloc.reset_peak()
+            held_from = tracemalloc.get_traced_memory()[0]
+            # What the export would hold if it read every row at once.
+            columns = [getattr(Task, name) for name in COLUMNS]
+            async with db.reader() as session:
+                everything = (
+                    await session.execute(select(*columns).where(Task.project_id == project))
+                ).all()
+            held = tracemalloc.get_traced_memory()[1] - held_from
+        finally:
+            tracemalloc.stop()
+    finally:
+        await runtime.close()
+        await db.dispose()
+    assert written == len(everything) == rows
+    assert streamed < held / 4, (streamed, held)
 
 
 async def test_who_may_export_and_import(app_client: httpx.AsyncClient) -> None:
-    api = Api(app_client)
-    owner = await api.user()
-    org = await api.org(owner)
-    project = (await api.project(org, owner))["id"]
+    api, owner, org, project = await _owner_org_project(app_client)
     viewer = await api.member(org, owner, "viewer")
     member = await api.member(org, owner, "member")
     outsider = await api.user()
@@ -155,7 +336,7 @@ async def test_who_may_export_and_import(app_client: httpx.AsyncClient) -> None:
     started = await app_client.post(url, headers=member.headers)
     assert started.status_code == 202
     export_id = started.json()["id"]
-    await _finished(app_client, f"/orgs/{org}/exports/{export_id}", member)
+    await finished(app_client, f"/orgs/{org}/exports/{export_id}", member)
     assert (
         await app_client.get(f"/orgs/{outsider_org}/exports/{export_id}", headers=outsider.headers)
     ).status_code == 404
@@ -186,11 +367,8 @@ async def test_who_may_export_and_import(app_client: httpx.AsyncClient) -> None:
 async def test_an_unreadable_file_fails_the_import_with_a_reason(
     app_client: httpx.AsyncClient, data: bytes, reason: str
 ) -> None:
-    api = Api(app_client)
-    owner = await api.user()
-    org = await api.org(owner)
-    project = (await api.project(org, owner))["id"]
-    result = await _import(app_client, org, project, owner, data)
+    _, owner, org, project = await _owner_org_project(app_client)
+    result = await import_csv(app_client, org, project, owner, data)
     assert result["status"] == "failed"
     assert reason in result["error"]
     assert result["created"] == 0
@@ -199,22 +377,32 @@ async def test_an_unreadable_file_fails_the_import_with_a_reason(
 async def test_upload_limits_are_clear_4xx(database_url: str, tmp_path: Path) -> None:
     settings = make_settings(database_url, storage_dir=tmp_path, import_max_bytes=64)
     async with running(create_app(settings)) as client:
-        api = Api(client)
-        owner = await api.user()
-        org = await api.org(owner)
-        project = (await api.project(org, owner))["id"]
+        _, owner, org, project = await _owner_org_project(client)
         url = f"/orgs/{org}/projects/{project}/imports"
-        big = await client.post(
-            url, files={"file": ("t.csv", b"x" * 65, "text/csv")}, headers=owner.headers
-        )
-        assert big.status_code == 413
-        empty = await client.post(
-            url, files={"file": ("t.csv", b"", "text/csv")}, headers=owner.headers
-        )
-        assert empty.status_code == 422
-        no_file = await client.post(url, headers=owner.headers)
-        assert no_file.status_code == 422
-    assert not list((tmp_path / "imports").glob("*"))  # nothing left behind
+
+        async def upload(name: str, data: bytes) -> httpx.Response:
+            # Written by hand: httpx would escape a NUL in the file name; a hostile client won't.
+            body = (
+                b'--b\r\nContent-Disposition: form-data; name="file"; filename="'
+                + name.encode()
+                + b'"\r\nContent-Type: text/csv\r\n\r\n'
+                + data
+                + b"\r\n--b--\r\n"
+            )
+            headers = {**owner.headers, "content-type": "multipart/form-data; boundary=b"}
+            return await client.post(url, content=body, headers=headers)
+
+        assert (await upload("t.csv", b"x" * 65)).status_code == 413
+        assert (await upload("t.csv", b"")).status_code == 422
+        assert (await client.post(url, headers=owner.headers)).status_code == 422
+        nul = await upload("bad\x00name.csv", b"external_key,title\r\n")
+        assert nul.status_code == 422, nul.text
+        assert "NUL" in nul.json()["detail"]
+        long = await upload("x" * 197 + ".csv", b"external_key,title\r\n")
+        assert long.status_code == 422, long.text
+        assert (await upload("x" * 196 + ".csv", b"external_key,title\r\n")).status_code == 202
+    # Only the accepted upload was kept; the refused ones left nothing behind.
+    assert len(list((tmp_path / "imports").glob("*"))) == 1
 
 
 def _dead_port() -> int:
@@ -230,10 +418,7 @@ async def test_with_redis_down_exports_wait_and_the_api_keeps_working(
         database_url, storage_dir=tmp_path, redis_url=f"redis://127.0.0.1:{_dead_port()}/0"
     )
     async with running(create_app(settings)) as client:
-        api = Api(client)
-        owner = await api.user()
-        org = await api.org(owner)
-        project = (await api.project(org, owner))["id"]
+        _, owner, org, project = await _owner_org_project(client)
         started = await client.post(
             f"/orgs/{org}/projects/{project}/exports", headers=owner.headers
         )
@@ -255,14 +440,11 @@ async def test_an_export_that_keeps_failing_is_marked_failed(
     blocker.write_text("a file where the storage directory should be")
     settings = make_settings(database_url, storage_dir=blocker)
     async with running(create_app(settings)) as client:
-        api = Api(client)
-        owner = await api.user()
-        org = await api.org(owner)
-        project = (await api.project(org, owner))["id"]
+        _, owner, org, project = await _owner_org_project(client)
         started = await client.post(
             f"/orgs/{org}/projects/{project}/exports", headers=owner.headers
         )
-        export = await _finished(client, f"/orgs/{org}/exports/{started.json()['id']}", owner)
+        export = await finished(client, f"/orgs/{org}/exports/{started.json()['id']}", owner)
         assert export["status"] == "failed"
         assert "NotADirectoryError" in export["error"] or "FileExistsError" in export["error"]
         dead = await client.get(f"/orgs/{org}/dead-letters", headers=owner.headers)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import psycopg
 import pytest
 from pytest_alembic import Config
 from pytest_alembic.tests import (
@@ -22,7 +23,7 @@ from sqlalchemy.pool import NullPool
 
 from {{ cookiecutter.package_name }}.cli import PROJECT_ROOT
 
-from ..conftest import async_url
+from ..conftest import _admin_dsn, async_url
 
 __all__ = [
     "test_model_definitions_match_ddl",
@@ -51,9 +52,23 @@ def alembic_engine(empty_database: str) -> Iterator[AsyncEngine]:
     engine.sync_engine.dispose()
 
 
-def test_stairway_leaves_nothing_behind(alembic_runner: Any) -> None:
-    """Walk up and all the way down again: downgrade base leaves only alembic's own table."""
+def _schema(database: str) -> set[str]:
+    """Every relation and type of the public schema: tables, indexes, sequences, enums..."""
+    with psycopg.connect(_admin_dsn(database)) as conn:
+        relations = conn.execute(
+            "SELECT relkind::text || ':' || relname FROM pg_class"
+            " WHERE relnamespace = 'public'::regnamespace"
+        ).fetchall()
+        types = conn.execute(
+            "SELECT typtype::text || ':' || typname FROM pg_type"
+            " WHERE typnamespace = 'public'::regnamespace AND typtype IN ('e', 'd', 'r', 'm')"
+        ).fetchall()
+    return {name for (name,) in relations + types}
+
+
+def test_stairway_leaves_nothing_behind(alembic_runner: Any, empty_database: str) -> None:
+    """Walk up and all the way down again: only alembic's own table (and its key) remains."""
     alembic_runner.migrate_up_to("heads")
+    assert {"r:tasks", "r:outbox", "i:ix_tasks_org_created"} <= _schema(empty_database)
     alembic_runner.migrate_down_to("base")
-    tables = alembic_runner.table_at_revision
-    assert tables is not None
+    assert _schema(empty_database) == {"r:alembic_version", "i:alembic_version_pkc"}

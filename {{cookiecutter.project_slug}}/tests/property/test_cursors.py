@@ -1,4 +1,5 @@
-"""Cursors round-trip, and every single-character mutation of one is refused."""
+"""Cursors round-trip, and every one-character edit of one (a character replaced, inserted or
+deleted) is refused, as is a cursor of another listing or another secret."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
-from hypothesis import given
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from {{ cookiecutter.package_name }}.pagination import CursorCodec, CursorError, Position
@@ -29,20 +30,29 @@ def test_encode_decode_round_trips(listing: str, position: Position) -> None:
     assert CODEC.decode(CODEC.encode(listing, position), listing) == position
 
 
+def _edit(cursor: str, kind: str, index: int, char: str) -> str:
+    i = index % (len(cursor) + (kind == "insert"))
+    if kind == "replace":
+        return cursor[:i] + char + cursor[i + 1 :]
+    if kind == "insert":
+        return cursor[:i] + char + cursor[i:]
+    return cursor[:i] + cursor[i + 1 :]
+
+
+@settings(max_examples=300)
 @given(
     listing=listings,
     position=positions,
+    kind=st.sampled_from(["replace", "insert", "delete"]),
     index=st.integers(min_value=0),
-    replacement=st.sampled_from(ALPHABET),
+    char=st.sampled_from(ALPHABET),
 )
-def test_any_mutation_is_refused(
-    listing: str, position: Position, index: int, replacement: str
+def test_any_one_character_edit_is_refused(
+    listing: str, position: Position, kind: str, index: int, char: str
 ) -> None:
     cursor = CODEC.encode(listing, position)
-    i = index % len(cursor)
-    if cursor[i] == replacement:
-        return
-    mutated = cursor[:i] + replacement + cursor[i + 1 :]
+    mutated = _edit(cursor, kind, index, char)
+    assume(mutated != cursor)
     with pytest.raises(CursorError):
         CODEC.decode(mutated, listing)
 

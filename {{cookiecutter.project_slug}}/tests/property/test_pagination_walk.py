@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -85,10 +86,12 @@ async def test_walk_sees_every_surviving_row_once(
         deleted: set[uuid.UUID] = set()
         repo = TaskRepository(session, org.id)
         seen: list[uuid.UUID] = []
+        keys: list[tuple[datetime, uuid.UUID]] = []
         params = PageParams(cursor=None, limit=limit)
         for step in [*steps, *[Step(0, [])] * 200]:  # then walk to the end unchanged
             rows, more = await repo.page(params.resolve(CODEC, "walk"))
             seen += [row.id for row in rows]
+            keys += [(row.created_at, row.id) for row in rows]
             cursor = params.next_cursor(CODEC, "walk", rows, more)
             if cursor is None:
                 break
@@ -104,3 +107,4 @@ async def test_walk_sees_every_surviving_row_once(
         assert len(seen) == len(set(seen)), "a row was returned twice"
         assert not (set(seen) & deleted), "a row deleted before it was reached was returned"
         assert set(seen) == alive - deleted, "a row that lived through the walk was skipped"
+        assert keys == sorted(keys, reverse=True), "the walk is not newest first"

@@ -36,6 +36,23 @@ class Upserted(Generic[ModelT]):
     outcome: Outcome
 
 
+@dataclass(frozen=True, slots=True)
+class BatchUpserted:
+    """What a batch upsert did: the primary keys it created and updated; how many it left."""
+
+    created: list[Any]
+    updated: list[Any]
+    unchanged: int
+
+    def counts(self) -> dict[Outcome, int]:
+        """How many rows had each outcome."""
+        return {
+            Outcome.created: len(self.created),
+            Outcome.updated: len(self.updated),
+            Outcome.unchanged: self.unchanged,
+        }
+
+
 def excluded(name: str) -> ColumnElement[Any]:
     """The proposed value of column `name` inside ON CONFLICT DO UPDATE (both dialects)."""
     return literal_column(f"excluded.{name}")
@@ -84,27 +101,28 @@ async def upsert_many(
     *,
     conflict: Sequence[str],
     update: Sequence[str],
-) -> dict[Outcome, int]:
-    """`upsert` for a batch in one statement; returns how many rows had each outcome.
+    derived: Mapping[str, ColumnElement[Any]] | None = None,
+) -> BatchUpserted:
+    """`upsert` for a batch in one statement; returns the keys created and updated.
 
     Every row must carry the same `created_at` (the batch's time): a returned row with that
     value was created, another returned row was updated, a row not returned was unchanged.
     Keys must be unique within the batch (a statement cannot update one row twice)."""
-    counts = dict.fromkeys(Outcome, 0)
     if not rows:
-        return counts
+        return BatchUpserted([], [], 0)
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     table = model.__table__
+    (key,) = model.__mapper__.primary_key
     stmt = insert(model).values(list(rows))
     changed = or_(*(table.c[name].is_distinct_from(stmt.excluded[name]) for name in update))
-    set_ = {name: stmt.excluded[name] for name in update}
+    set_: dict[str, Any] = {name: stmt.excluded[name] for name in update}
+    set_.update(derived or {})
     if "updated_at" in table.c and "updated_at" in rows[0]:
         set_["updated_at"] = stmt.excluded["updated_at"]
     stmt = stmt.on_conflict_do_update(index_elements=list(conflict), set_=set_, where=changed)
-    returned = list(await session.scalars(stmt.returning(table.c.created_at)))
+    returned = (await session.execute(stmt.returning(key, table.c.created_at))).all()
     batch_time = rows[0].get("created_at")
-    counts[Outcome.created] = sum(1 for created_at in returned if created_at == batch_time)
-    counts[Outcome.updated] = len(returned) - counts[Outcome.created]
-    counts[Outcome.unchanged] = len(rows) - len(returned)
-    return counts
+    created = [pk for pk, created_at in returned if created_at == batch_time]
+    updated = [pk for pk, created_at in returned if created_at != batch_time]
+    return BatchUpserted(created, updated, len(rows) - len(returned))

@@ -72,6 +72,10 @@ async def export_tasks(env: JobEnv, args: JobArgs) -> int:
         record = await session.get(ExportJob, export_id)
     if record is None:
         raise PermanentJobError(f"export {export_id} does not exist")
+    if record.status == TransferStatus.done:
+        # Delivered again (at least once): the file and its row count stand as they are.
+        log.info("export_already_done", export_id=str(export_id))
+        return record.row_count or 0
     await _set(env, export_id, status=TransferStatus.running)
 
     target = export_path(env.settings.storage_dir, export_id)

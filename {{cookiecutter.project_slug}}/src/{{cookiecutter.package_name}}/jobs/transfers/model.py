@@ -12,6 +12,9 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from {{ cookiecutter.package_name }}.db.base import Base, IdMixin, TimestampMixin
 
+# The longest upload file name an import records (the API refuses longer ones with a 422).
+FILE_NAME_MAX = 200
+
 
 class TransferStatus(enum.StrEnum):
     """Life of an export or import."""
@@ -48,7 +51,7 @@ class ImportJob(IdMixin, TimestampMixin, Base):
     project_id: Mapped[uuid.UUID]
     requested_by: Mapped[uuid.UUID | None]
     status: Mapped[str] = mapped_column(String(20), default=TransferStatus.queued)
-    file_name: Mapped[str] = mapped_column(String(200))
+    file_name: Mapped[str] = mapped_column(String(FILE_NAME_MAX))
     created: Mapped[int] = mapped_column(default=0)
     updated: Mapped[int] = mapped_column(default=0)
     unchanged: Mapped[int] = mapped_column(default=0)

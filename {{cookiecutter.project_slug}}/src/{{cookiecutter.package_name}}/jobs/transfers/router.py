@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, UploadFile, status
+from fastapi import APIRouter, Response, UploadFile, status
 from fastapi.responses import FileResponse
 from sqlalchemy import select
 
@@ -15,13 +15,23 @@ from {{ cookiecutter.package_name }}.dependencies import OutboxDep, SessionDep, 
 from {{ cookiecutter.package_name }}.errors import ConflictError, NotFoundError, ProblemError
 from {{ cookiecutter.package_name }}.jobs.transfers.exports import EXPORT_JOB, export_path
 from {{ cookiecutter.package_name }}.jobs.transfers.imports import IMPORT_JOB, import_path
-from {{ cookiecutter.package_name }}.jobs.transfers.model import ExportJob, ImportJob, TransferStatus
+from {{ cookiecutter.package_name }}.jobs.transfers.model import (
+    FILE_NAME_MAX,
+    ExportJob,
+    ImportJob,
+    TransferStatus,
+)
 from {{ cookiecutter.package_name }}.resources.projects.repository import ProjectRepository
-from {{ cookiecutter.package_name }}.schemas import Schema
+from {{ cookiecutter.package_name }}.schemas import Schema, storable_text
 from {{ cookiecutter.package_name }}.security.tenancy import OrgAccess, authorize
 
 router = APIRouter(prefix="/orgs/{org_id}", tags=["exports and imports"])
 UPLOAD_CHUNK = 1024 * 1024
+
+# The download is a file, not JSON: documented so clients and schemathesis expect text/csv.
+CSV_DOWNLOAD: dict[int | str, dict[str, Any]] = {
+    200: {"description": "The CSV file.", "content": {"text/csv": {}}}
+}
 
 
 class ExportOut(Schema):
@@ -112,7 +122,12 @@ async def get_export(
     return _export_out(await _export(session, access, export_id))
 
 
-@router.get("/exports/{export_id}/download", response_model=None)
+@router.get(
+    "/exports/{export_id}/download",
+    response_model=None,
+    response_class=Response,
+    responses=CSV_DOWNLOAD,
+)
 async def download_export(
     export_id: uuid.UUID,
     access: Annotated[OrgAccess, authorize("projects:export")],
@@ -156,6 +171,20 @@ async def _save_upload(upload: UploadFile, target: Any, limit: int) -> None:
         raise ProblemError(422, "The file is empty.", type_="validation")
 
 
+def _file_name(upload: UploadFile) -> str:
+    """The upload's file name as stored: what the column can hold, or a 422."""
+    name = upload.filename or "upload.csv"
+    try:
+        storable_text(name)
+    except ValueError as exc:
+        raise ProblemError(422, f"The file name {exc}.", type_="validation") from None
+    if len(name) > FILE_NAME_MAX:
+        raise ProblemError(
+            422, f"The file name is longer than {FILE_NAME_MAX} characters.", type_="validation"
+        )
+    return name
+
+
 @router.post("/projects/{project_id}/imports", status_code=status.HTTP_202_ACCEPTED)
 async def start_import(
     project_id: uuid.UUID,
@@ -167,12 +196,13 @@ async def start_import(
 ) -> ImportOut:
     """Upload a CSV of tasks (multipart field `file`); rows are validated and applied by a job."""
     await _project(session, access, project_id)
+    file_name = _file_name(file)
     record = ImportJob(
         org_id=access.org_id,
         project_id=project_id,
         requested_by=access.user_id,
         status=TransferStatus.queued,
-        file_name=file.filename or "upload.csv",
+        file_name=file_name,
         created=0,
         updated=0,
         unchanged=0,

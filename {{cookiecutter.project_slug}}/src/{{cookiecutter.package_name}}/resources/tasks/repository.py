@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, case, func, select
+from sqlalchemy import ColumnElement, Select, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
 from {{ cookiecutter.package_name }}.db.base import utcnow
-from {{ cookiecutter.package_name }}.db.upsert import Outcome, Upserted, excluded, upsert, upsert_many
+from {{ cookiecutter.package_name }}.db.upsert import BatchUpserted, Upserted, excluded, upsert, upsert_many
 from {{ cookiecutter.package_name }}.pagination import PageRequest, keyset, split_page
 from {{ cookiecutter.package_name }}.resources.tasks.model import Task, TaskStatus
 
 _UPSERT_COLUMNS = ("project_id", "title", "status", "due_date", "assignee_id")
+
+
+def _completed_at(now: datetime) -> dict[str, ColumnElement[Any]]:
+    """On update: keep the first completion time while the task stays done; clear it otherwise."""
+    done = excluded("status") == TaskStatus.done
+    return {"completed_at": case((done, func.coalesce(Task.completed_at, now)), else_=None)}
 
 
 class TaskRepository:
@@ -75,7 +82,6 @@ class TaskRepository:
     async def upsert_by_key(self, external_key: str, values: dict[str, Any]) -> Upserted[Task]:
         """Create or replace the task with this external key (INSERT ... ON CONFLICT)."""
         now = utcnow()
-        insert_status = excluded("status")
         result = await upsert(
             self.session,
             Task,
@@ -89,19 +95,11 @@ class TaskRepository:
             },
             conflict=("org_id", "external_key"),
             update=_UPSERT_COLUMNS,
-            # Keep the first completion time while the task stays done; clear it otherwise.
-            derived={
-                "completed_at": case(
-                    (insert_status == TaskStatus.done, func.coalesce(Task.completed_at, now)),
-                    else_=None,
-                )
-            },
+            derived=_completed_at(now),
         )
         return Upserted(await self._reload(result.row.id), result.outcome)
 
-    async def upsert_many_by_key(
-        self, rows: list[tuple[str, dict[str, Any]]]
-    ) -> dict[Outcome, int]:
+    async def upsert_many_by_key(self, rows: list[tuple[str, dict[str, Any]]]) -> BatchUpserted:
         """`upsert_by_key` for a batch of (external_key, values) in one statement (imports)."""
         now = utcnow()
         values = [
@@ -111,6 +109,7 @@ class TaskRepository:
                 "external_key": key,
                 "created_at": now,
                 "updated_at": now,
+                "completed_at": now if row.get("status") == TaskStatus.done else None,
             }
             for key, row in rows
         ]
@@ -120,6 +119,7 @@ class TaskRepository:
             values,
             conflict=("org_id", "external_key"),
             update=_UPSERT_COLUMNS,
+            derived=_completed_at(now),
         )
 
     async def delete(self, task: Task) -> None:

@@ -6,7 +6,9 @@ open), and no cache at all, against the service run by uvicorn on 127.0.0.1.
 It creates a throw-away PostgreSQL database (TEST_DATABASE_URL's server, migrated by alembic),
 starts a private redis-server on a free port, seeds data through the API, measures, and
 removes everything again. "Unreachable" is a SIGSTOPped redis-server: the port accepts
-connections and never answers, the worst case for a client. Prints req/s, p50 and p95.
+connections and never answers, the worst case for a client. Prints req/s, p50 and p95, and
+the share of cache hits the service counted in each scenario (a breaker that opened under load
+turns a "hit" scenario into a database one; the table shows it).
 """
 
 from __future__ import annotations
@@ -136,6 +138,17 @@ async def wait_ready(base_url: str) -> None:
     sys.exit(f"the service at {base_url} did not start")
 
 
+async def cache_metrics(client: httpx.AsyncClient) -> dict[str, float]:
+    """The service's task cache reads by result, and its breaker state (`breaker`: 2 = open)."""
+    found: dict[str, float] = {}
+    for line in (await client.get("/metrics")).text.splitlines():
+        if line.startswith("app_cache_requests_total{") and 'resource="task"' in line:
+            found[line.split('result="')[1].split('"')[0]] = float(line.rsplit(" ", 1)[1])
+        elif line.startswith("app_cache_breaker_state "):
+            found["breaker"] = float(line.rsplit(" ", 1)[1])
+    return found
+
+
 async def seed(client: httpx.AsyncClient, tasks: int) -> tuple[dict[str, str], list[str]]:
     email = f"bench-{uuid.uuid4().hex[:8]}@example.com"
     await client.post("/auth/register", json={"email": email, "password": PASSWORD})
@@ -203,9 +216,17 @@ async def main(args: argparse.Namespace) -> None:
             await load(client, "warm-up", paths, headers, args.concurrency)
             await load(baseline, "warm-up", paths, headers, args.concurrency)
 
+            hits: dict[str, list[float]] = {}
+
             async def measure(name: str, target: httpx.AsyncClient) -> None:
+                before = await cache_metrics(target)
                 result = await load(target, name, paths, headers, args.concurrency)
+                after = await cache_metrics(target)
                 results.setdefault(name, []).append(result)
+                reads = sum(after.get(k, 0) - before.get(k, 0) for k in ("hit", "miss", "bypass"))
+                if reads:  # what the scenario really was: the breaker may have opened under load
+                    share = (after.get("hit", 0) - before.get("hit", 0)) / reads
+                    hits.setdefault(name, []).append(share)
 
             # Rounds interleave the scenarios, so a busy neighbour slows all of them alike.
             for _ in range(args.rounds):
@@ -215,6 +236,8 @@ async def main(args: argparse.Namespace) -> None:
                 await measure("no cache (Redis not configured)", baseline)
             os.kill(redis.pid, signal.SIGSTOP)  # black hole: accepts, never answers
             trip = await load(client, "tripping the breaker", paths[:10], headers, 1)
+            if (await cache_metrics(client)).get("breaker") != 2:
+                sys.exit("the breaker did not open on the black-holed Redis")
             for _ in range(args.rounds):
                 await measure("Redis unreachable, breaker open", client)
                 await measure("no cache (Redis not configured)", baseline)
@@ -226,6 +249,7 @@ async def main(args: argparse.Namespace) -> None:
         )
         print(
             f"{'scenario':<34} {'req':>7} {'req/s':>9} {'p50 ms':>9} {'p95 ms':>9} {'non-200':>7}"
+            " cache hits (worst round)"
         )
         for name, rounds in results.items():
             merged = Result(
@@ -235,7 +259,8 @@ async def main(args: argparse.Namespace) -> None:
                 [ms for r in rounds for ms in r.latencies_ms],
                 sum(r.failures for r in rounds),
             )
-            print(merged.row())
+            shares = hits.get(name)
+            print(merged.row() + (f" {min(shares):>7.0%}" if shares else ""))
         print(
             f"(tripping the breaker took {len(trip.latencies_ms)} sequential requests, the slowest "
             f"{max(trip.latencies_ms):.1f} ms while Redis timed out)"

@@ -1,89 +1,247 @@
 """Load benchmark of the hot paths against a bare Starlette + asyncpg service, in the same run.
 
-    uv run python perf/run.py [--baseline DIR] [--duration 10] [--connections 32] [--tasks N]
+    uv run python perf/run.py [--baseline PATH] [--tasks 1000000] [--duration 10] [--rounds 2]
+                              [--connections 32] [--threads 1] [--smoke]
 
-- Creates (or reuses) the database `perf_{{ cookiecutter.package_name }}` on PERF_DATABASE_URL's server and seeds
-  one organization with --tasks tasks (1,000,000 by default; `{{ cookiecutter.package_name }} seed`).
-- Starts this service (one uvicorn process, production settings, Redis cache on when
-  PERF_REDIS_URL is set) and, with --baseline, the bare app of that directory (its seed.sql
-  is loaded once), each on a free port of 127.0.0.1.
-- Drives them with wrk (C, not the bottleneck: its rate on the bare /ping is printed), pairs
-  interleaved, and prints: scenario, req/s, p50, p95, p99, errors, ratio to the bare app.
-- Compares with the `perf:` targets of perf/budgets.yaml and exits 1 when one is missed.
+- Creates (or reuses) the database `perf_PACKAGE` on PERF_DATABASE_URL's server, seeds one
+  organization with --tasks tasks (`PACKAGE seed`, timed) and the bare app's raw_item table
+  with as many rows.
+- Starts three servers on free ports of 127.0.0.1: this service as in production (`PACKAGE
+  serve`: auth, tenancy, RBAC and tracing on) with the Redis cache, which serves every
+  scenario; the same without Redis (a reference); and the bare app: perf/baseline_app.py, or
+  --baseline (a directory with app.py + seed.sql, like ../shared/bench/raw-baseline, or a .py
+  file like ours).
+- Drives them with wrk in rounds. Each pair (ours, bare) alternates its order from one round to
+  the next; the table shows the medians: scenario, req/s, p50, p95, p99, errors, ratio to the
+  bare app, verdict.
+- Judges the `perf:` section of perf/budgets.yaml and exits 1 when a target is missed. A
+  target whose figure is missing (scenario not run, no ratio) counts as missed, not skipped.
+- --smoke: a few thousand tasks, 2 s per scenario, one round: every scenario runs and the table
+  prints, but only errors fail it (a rot check for tests, not a measurement).
 
-Needs wrk (`apt-get install wrk`, `brew install wrk`). Loopback only; every run is bounded.
+Needs wrk (apt-get install wrk). PERF_REDIS_URL (default redis://127.0.0.1:6379/9) receives the
+bare app's `item:*` keys and ours under the namespace `perf-run`, whose keys are deleted before
+every cache-miss run.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import hashlib
+import importlib.util
 import json
 import os
+import random
+import re
+import resource
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 import psycopg
+import redis
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.engine import make_url
 
 from {{ cookiecutter.package_name }}.pagination import CursorCodec, Position
 
-ROOT = Path(__file__).resolve().parents[1]
-DB_NAME = "perf_{{ cookiecutter.package_name }}"
+PERF = Path(__file__).resolve().parent
+PACKAGE = "{{ cookiecutter.package_name }}"
+DB_NAME = f"perf_{PACKAGE}"
 SECRET = "perf-run-secret-" + "x" * 40
+METRICS_TOKEN = "perf-run-metrics-token"  # noqa: S105 - a local benchmark server
 OWNER, PASSWORD = "perf-owner@example.com", "perf-owner-password"
-WRK_SCRIPT = """
-local paths, n = {}, 0
-local file = os.getenv("PERF_PATHS")
-for line in io.lines(file) do n = n + 1; paths[n] = line end
-local method = os.getenv("PERF_METHOD") or "GET"
-local body = os.getenv("PERF_BODY")
-local counter = 0
-request = function()
-  counter = counter + 1
-  local path = paths[(counter % n) + 1]
-  local headers = {}
-  local token = os.getenv("PERF_TOKEN")
-  if token then headers["Authorization"] = "Bearer " .. token end
-  if body then
-    headers["Content-Type"] = "application/json"
-    local nonce = counter .. "-" .. math.random(1e9)
-    headers["Idempotency-Key"] = "k-" .. os.getenv("PERF_RUN") .. "-" .. nonce
-    path = path:gsub("KEY", tostring(counter) .. "-" .. math.random(1e9))
-  end
-  return wrk.format(method, path, headers, body)
-end
-done = function(summary, latency, requests)
-  local errors = summary.errors.connect + summary.errors.read + summary.errors.write
-    + summary.errors.status + summary.errors.timeout
-  io.write(string.format(
-    "JSON{\\"requests\\": %d, \\"seconds\\": %f, \\"p50\\": %f, \\"p95\\": %f, "
-    .. "\\"p99\\": %f, \\"errors\\": %d}\\n",
-    summary.requests, summary.duration / 1e6, latency:percentile(50) / 1000,
-    latency:percentile(95) / 1000, latency:percentile(99) / 1000, errors))
-end
-"""
+NAMESPACE = "perf-run"
+HIT_SET = 2000  # ids the cache-hit scenarios cycle through (all warmed first)
+MISS_POOL = 100_000  # distinct ids of the miss scenario: more than one run sends
+DEEP_PAGES = 9000
 
 
 @dataclass
-class Result:
+class Run:
     """One wrk run."""
 
-    scenario: str
     rate: float
     p50: float
     p95: float
     p99: float
     errors: int
+    cpu: float  # wrk's CPU seconds per second of the run, per thread (1.0 = saturated)
+    server_us: float = 0.0  # the server's CPU time per request, in microseconds
+
+
+@dataclass
+class Scenario:
+    """Requests to our service, with the bare app's equivalent when there is one."""
+
+    name: str
+    group: str | None  # the route group whose p95 budget applies
+    paths: list[str]
+    bare: list[str] | None = None
+    bare_name: str = ""
+    server: str = "ours"  # or "nocache"
+    method: str = "GET"
+    body: str | None = None
+    idempotency: bool = False
+    prepare: Callable[[], None] | None = None  # run before each round's pair
+    cached: bool = False  # count the cache hits of its runs (/metrics)
+    runs: list[Run] = field(default_factory=list)
+    bare_runs: list[Run] = field(default_factory=list)
+    hit_shares: list[float] = field(default_factory=list)
+
+
+@dataclass
+class Row:
+    """A scenario's medians over the rounds, as printed and judged."""
+
+    scenario: str
+    group: str | None
+    rate: float
+    p50: float
+    p95: float
+    p99: float
+    errors: int
+    server_us: float = 0.0
     ratio: float | None = None
+    verdict: str = ""
+
+    @classmethod
+    def of(cls, name: str, group: str | None, runs: Sequence[Run]) -> Row:
+        def med(attr: str) -> float:
+            return statistics.median(getattr(r, attr) for r in runs)
+
+        return cls(
+            name,
+            group,
+            med("rate"),
+            med("p50"),
+            med("p95"),
+            med("p99"),
+            sum(r.errors for r in runs),
+            med("server_us"),
+        )
+
+
+@dataclass
+class Facts:
+    """Everything measured besides the table."""
+
+    memory: dict[str, tuple[float, float]]  # server -> (peak MiB, MiB after the load)
+    cold_import_s: float
+    loadgen_rate: float | None  # wrk's rate on the bare /ping
+    loadgen_cpu: float  # the busiest wrk run's CPU per thread (1.0 = saturated)
+    cache_hit_share: dict[str, float]  # scenario -> share of its reads that hit the cache
+    seed_s_per_million: float | None = None
+
+
+# -- database and seeding -------------------------------------------------------------------
+
+
+def prepare_database(admin: str, tasks: int) -> tuple[str, float | None]:
+    """Create, migrate and seed the perf database; reuse an organization already seeded."""
+    url = make_url(admin).set(drivername="postgresql")
+    with psycopg.connect(url.render_as_string(False), autocommit=True) as conn:
+        if (
+            conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DB_NAME,)).fetchone()
+            is None
+        ):
+            conn.execute(f'CREATE DATABASE "{DB_NAME}"')
+    target = url.set(database=DB_NAME).render_as_string(False)
+    env = {**os.environ, "DATABASE_URL": target}
+    subprocess.run(
+        [sys.executable, "-m", PACKAGE, "migrate"], check=True, env=env, capture_output=True
+    )
+    if perf_org(target, tasks) is not None:
+        return target, None
+    started = time.perf_counter()
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            PACKAGE,
+            "seed",
+            "--tasks",
+            str(tasks),
+            "--owner-email",
+            OWNER,
+            "--password",
+            PASSWORD,
+        ],
+        check=True,
+        env=env,
+    )
+    seconds = time.perf_counter() - started
+    print(f"seeded {tasks} tasks in {seconds:.1f} s (process start included)")
+    return target, seconds
+
+
+def perf_org(database: str, tasks: int) -> Any:
+    """The id of the organization `PACKAGE seed --tasks N` created, if any."""
+    with psycopg.connect(database) as conn:
+        row = conn.execute(
+            "SELECT o.id FROM organizations o JOIN memberships m ON m.org_id = o.id"
+            " JOIN users u ON u.id = m.user_id WHERE o.name = %s AND u.email_key = %s",
+            (f"Perf org ({tasks} tasks)", OWNER),
+        ).fetchone()
+    return None if row is None else row[0]
+
+
+@dataclass
+class Baseline:
+    """How to start the bare app and seed its table."""
+
+    app_dir: Path
+    app: str
+    seed: list[str]
+
+    @classmethod
+    def load(cls, path: Path, rows: int) -> Baseline:
+        if path.is_dir():  # the shared layout: app.py + seed.sql
+            sql = (path / "seed.sql").read_text()
+            statements = [s.strip() for s in re.split(r";\s*$", sql, flags=re.MULTILINE)]
+            return cls(path, "app:app", [s for s in statements if _has_sql(s)])
+        spec = importlib.util.spec_from_file_location(path.stem, path)
+        if spec is None or spec.loader is None:
+            raise SystemExit(f"{path}: not a Python file")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return cls(path.parent, f"{path.stem}:app", module.seed_statements(rows))
+
+
+def _has_sql(statement: str) -> bool:
+    return any(
+        line.strip() and not line.strip().startswith("--") for line in statement.splitlines()
+    )
+
+
+def seed_baseline(database: str, baseline: Baseline) -> None:
+    """Run the bare app's seed, one statement at a time (VACUUM refuses a transaction)."""
+    mark = "seed " + hashlib.sha256("\n".join(baseline.seed).encode()).hexdigest()[:16]
+    with psycopg.connect(database, autocommit=True) as conn:
+        have = conn.execute(
+            "SELECT obj_description(to_regclass('raw_item'), 'pg_class')"
+        ).fetchone()
+        if have is not None and have[0] == mark:
+            return
+        started = time.perf_counter()
+        for statement in baseline.seed:
+            conn.execute(statement.encode())
+        conn.execute(f"COMMENT ON TABLE raw_item IS '{mark}'".encode())
+    print(f"seeded the bare app's raw_item in {time.perf_counter() - started:.1f} s")
+
+
+# -- servers ----------------------------------------------------------------------------------
 
 
 def free_port() -> int:
@@ -92,327 +250,601 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_ready(url: str, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=1).status_code < 500:
-                return
-        except httpx.HTTPError:
+class Server:
+    """A server process on a free port; its output goes to a file shown if it fails."""
+
+    def __init__(self, name: str, cmd: list[str], env: dict[str, str], logs: Path) -> None:
+        self.name = name
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = logs / f"{name}.log"
+        with self.log.open("wb") as out:
+            self.proc = subprocess.Popen(
+                [*cmd, "--port", str(self.port)], env=env, stdout=out, stderr=subprocess.STDOUT
+            )
+
+    def wait_ready(self, path: str, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                break
+            try:
+                if httpx.get(self.url + path, timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
             time.sleep(0.2)
-    raise SystemExit(f"{url} did not come up")
+        tail = self.log.read_text(errors="replace")[-3000:]
+        raise SystemExit(f"{self.name} did not come up on {self.url}:\n{tail}")
 
-
-def prepare_database(admin: str, tasks: int) -> str:
-    """Create, migrate and seed the perf database once; reuse it when already seeded."""
-    url = make_url(admin)
-    with psycopg.connect(
-        url.set(drivername="postgresql").render_as_string(False), autocommit=True
-    ) as conn:
-        if (
-            conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DB_NAME,)).fetchone()
-            is None
-        ):
-            conn.execute(f'CREATE DATABASE "{DB_NAME}"')
-    target = url.set(drivername="postgresql", database=DB_NAME).render_as_string(False)
-    env = {**os.environ, "DATABASE_URL": target}
-    subprocess.run(["{{ cookiecutter.package_name }}", "migrate"], check=True, env=env, capture_output=True)
-    with psycopg.connect(target) as conn:
-        have = conn.execute("SELECT count(*) FROM tasks").fetchone()
-    if not have or have[0] < tasks:
-        started = time.perf_counter()
-        subprocess.run(
-            [
-                "{{ cookiecutter.package_name }}",
-                "seed",
-                "--tasks",
-                str(tasks),
-                "--owner-email",
-                OWNER,
-                "--password",
-                PASSWORD,
-            ],
-            check=True,
-            env=env,
+    def memory_mib(self) -> tuple[float, float]:
+        """Peak resident memory (VmHWM) and resident memory now (VmRSS), in MiB."""
+        fields = dict(
+            line.split(":", 1)
+            for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines()
         )
-        print(f"seeded {tasks} tasks in {time.perf_counter() - started:.1f}s")
-    return target
+        return int(fields["VmHWM"].split()[0]) / 1024, int(fields["VmRSS"].split()[0]) / 1024
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of the process so far (its threads included)."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def measure(self, paths: list[str], args: argparse.Namespace, **options: Any) -> Run:
+        """A wrk run against this server, with the server's CPU time per request."""
+        cpu = self.cpu_seconds()
+        run = wrk(self.url, paths, args, **options)
+        requests = run.rate * args.duration
+        run.server_us = (self.cpu_seconds() - cpu) / requests * 1e6 if requests else 0.0
+        return run
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
 
 
-def start(cmd: list[str], env: dict[str, str], cwd: Path | None = None) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        cmd, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+# -- load -------------------------------------------------------------------------------------
 
 
 def wrk(
-    name: str,
     base: str,
     paths: list[str],
-    seconds: int,
-    connections: int,
+    args: argparse.Namespace,
+    *,
     token: str | None = None,
     method: str = "GET",
     body: str | None = None,
-) -> Result:
-    with tempfile.TemporaryDirectory() as tmp:
-        script, listing = Path(tmp, "s.lua"), Path(tmp, "paths.txt")
-        script.write_text(WRK_SCRIPT)
-        listing.write_text("\n".join(paths) + "\n")
-        run_id = f"{os.getpid()}-{time.monotonic_ns()}"  # Idempotency-Key: visible ASCII only
-        env = {**os.environ, "PERF_PATHS": str(listing), "PERF_METHOD": method, "PERF_RUN": run_id}
+    idempotency: bool = False,
+) -> Run:
+    """One wrk run over `paths`, with wrk's own CPU use measured."""
+    with tempfile.NamedTemporaryFile("w", suffix=".txt") as listing:
+        listing.write("\n".join(paths) + "\n")
+        listing.flush()
+        env = {
+            **os.environ,
+            "PERF_PATHS": listing.name,
+            "PERF_METHOD": method,
+            "PERF_RUN": f"{os.getpid()}-{time.monotonic_ns()}",
+            "PERF_IDEMPOTENCY": "1" if idempotency else "0",
+        }
         if token:
             env["PERF_TOKEN"] = token
         if body:
             env["PERF_BODY"] = body
+        cpu_before = _children_cpu()
         out = subprocess.run(
             [
                 "wrk",
-                "-t1",
-                f"-c{connections}",
-                f"-d{seconds}s",
+                f"-t{args.threads}",
+                f"-c{args.connections}",
+                f"-d{args.duration}s",
                 "--timeout",
                 "5s",
                 "-s",
-                str(script),
+                str(PERF / "wrk.lua"),
                 base,
             ],
             env=env,
             capture_output=True,
             text=True,
             check=True,
-            timeout=seconds + 60,
+            timeout=args.duration + 60,
         ).stdout
+        cpu = _children_cpu() - cpu_before
     data = json.loads(out[out.index("JSON") + 4 :].splitlines()[0])
-    return Result(
-        name,
-        data["requests"] / data["seconds"],
+    seconds = data["seconds"]
+    return Run(
+        data["requests"] / seconds,
         data["p50"],
         data["p95"],
         data["p99"],
         data["errors"],
+        cpu / seconds / args.threads,
     )
 
 
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def warm(base: str, paths: list[str], token: str | None = None) -> None:
+    """GET every path once (16 in flight), so each is cached before a hit run."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+
+    async def go() -> None:
+        gate = asyncio.Semaphore(16)
+        async with httpx.AsyncClient(base_url=base, headers=headers, timeout=30) as client:
+
+            async def one(path: str) -> None:
+                async with gate:
+                    (await client.get(path)).raise_for_status()
+
+            await asyncio.gather(*(one(p) for p in paths))
+
+    asyncio.run(go())
+
+
+def cache_reads(base: str) -> dict[str, float]:
+    """This server's task cache reads so far, by result (hit, miss, bypass, error)."""
+    text = httpx.get(
+        f"{base}/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}, timeout=10
+    ).text
+    found: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        if family.name == "app_cache_requests":
+            for sample in family.samples:
+                if sample.name.endswith("_total") and sample.labels.get("resource") == "task":
+                    found[sample.labels["result"]] = sample.value
+    return found
+
+
+def delete_namespace(redis_url: str) -> None:
+    """Drop every key of our cache namespace: the next read of any id is a real miss."""
+    with redis.Redis.from_url(redis_url) as client:
+        batch: list[bytes] = []
+        for key in client.scan_iter(match=f"{NAMESPACE}:*", count=5000):
+            batch.append(key)
+            if len(batch) >= 5000:
+                client.unlink(*batch)
+                batch.clear()
+        if batch:
+            client.unlink(*batch)
+
+
+# -- the run ----------------------------------------------------------------------------------
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--baseline", type=Path, help="directory of the bare baseline app")
-    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        default=PERF / "baseline_app.py",
+        help="the bare app: a .py file (default perf/baseline_app.py) or a directory with"
+        " app.py and seed.sql",
+    )
+    parser.add_argument("--tasks", type=int, help="tasks in the organization (1,000,000)")
+    parser.add_argument("--duration", type=int, help="seconds per wrk run (10)")
+    parser.add_argument("--rounds", type=int, help="rounds of every pair (2; medians reported)")
     parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--tasks", type=int, default=1_000_000)
+    parser.add_argument("--threads", type=int, default=1, help="wrk threads (1 on 2 cores)")
+    parser.add_argument("--budgets", type=Path, default=PERF / "budgets.yaml")
+    parser.add_argument("--smoke", action="store_true", help="small and short; only errors fail")
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a setting for our servers, e.g. PACKAGE_TRACING_ENABLED=false (to see what it costs)",
+    )
     args = parser.parse_args()
+    smoke = {"tasks": 3000, "duration": 2, "rounds": 1}
+    full = {"tasks": 1_000_000, "duration": 10, "rounds": 2}
+    for name, default in (smoke if args.smoke else full).items():
+        if getattr(args, name) is None:
+            setattr(args, name, default)
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is needed: apt-get install wrk (or brew install wrk)")
+
+    cold_import = measure_cold_import(1 if args.smoke else 5)
     admin = os.environ.get("PERF_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
     redis_url = os.environ.get("PERF_REDIS_URL", "redis://127.0.0.1:6379/9")
-    database = prepare_database(admin, args.tasks)
+    database, seed_seconds = prepare_database(admin, args.tasks)
+    baseline = Baseline.load(args.baseline.resolve(), args.tasks)
+    seed_baseline(database, baseline)
 
+    with tempfile.TemporaryDirectory(prefix="perf-") as logs:
+        overrides = dict(item.split("=", 1) for item in args.env)
+        servers = start_servers(database, redis_url, baseline, Path(logs), overrides)
+        try:
+            token = httpx.post(
+                f"{servers['ours'].url}/auth/token", data={"username": OWNER, "password": PASSWORD}
+            ).json()["access_token"]
+            scenarios = build_scenarios(args, database, servers, token, redis_url)
+            loadgen = run_rounds(args, scenarios, servers, token)
+            hit_share = {s.name: statistics.median(s.hit_shares) for s in scenarios if s.hit_shares}
+            memory = {name: server.memory_mib() for name, server in servers.items()}
+        finally:
+            for server in servers.values():
+                server.stop()
+
+    rows = table_rows(scenarios)
+    facts = Facts(
+        memory=memory,
+        cold_import_s=cold_import,
+        loadgen_rate=statistics.median(r.rate for r in loadgen) if loadgen else None,
+        loadgen_cpu=max(r.cpu for s in scenarios for r in (*s.runs, *s.bare_runs)),
+        cache_hit_share=hit_share,
+        # Per million only from a large seed: a small one is mostly process start-up.
+        seed_s_per_million=seed_seconds * 1e6 / args.tasks
+        if seed_seconds is not None and args.tasks >= 100_000
+        else None,
+    )
+    budgets = yaml.safe_load(args.budgets.read_text())["perf"]
+    misses = judge(rows, facts, budgets)
+    print_report(args, rows, facts, misses)
+    if args.smoke:
+        # A smoke run proves every scenario still runs; its figures mean nothing.
+        broken = [m for m in misses if m.startswith(("errors", "not measured"))]
+        return 1 if broken else 0
+    return 1 if misses else 0
+
+
+def measure_cold_import(samples: int) -> float:
+    """Median seconds of `import PACKAGE.app` in fresh processes (after one to fill caches)."""
+    command = [sys.executable, "-c", f"import {PACKAGE}.app"]
+    subprocess.run(command, check=True)
+    times = []
+    for _ in range(samples):
+        started = time.perf_counter()
+        subprocess.run(command, check=True)
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def service_settings(database: str, redis_url: str) -> dict[str, str]:
+    """The environment of our server: production settings, its own cache namespace."""
+    prefix = PACKAGE.upper() + "_"
+    return {
+        "DATABASE_URL": database,
+        "REDIS_URL": redis_url,
+        prefix + "ENVIRONMENT": "production",
+        prefix + "SECRET_KEY": SECRET,
+        prefix + "LOG_LEVEL": "WARNING",
+        prefix + "LOGIN_LIMIT_PER_ADDRESS": "100000 per minute",
+        prefix + "LOGIN_LIMIT_PER_ACCOUNT": "100000 per minute",
+        prefix + "CACHE_NAMESPACE": NAMESPACE,
+        prefix + "METRICS_TOKEN": METRICS_TOKEN,
+    }
+
+
+def start_servers(
+    database: str, redis_url: str, baseline: Baseline, logs: Path, overrides: dict[str, str]
+) -> dict[str, Server]:
+    ours_env = {**os.environ, **service_settings(database, redis_url), **overrides}
+    nocache_env = {k: v for k, v in ours_env.items() if k != "REDIS_URL"}
+    serve = [sys.executable, "-m", PACKAGE, "serve"]
+    bare_cmd = [
+        *(sys.executable, "-m", "uvicorn", baseline.app, "--app-dir", str(baseline.app_dir)),
+        *("--no-access-log", "--log-level", "warning"),
+    ]
+    bare_env = {**os.environ, "PG_DSN": database, "REDIS_URL": redis_url}
+    servers = {
+        "ours": Server("ours", serve, ours_env, logs),
+        "nocache": Server("nocache", serve, nocache_env, logs),
+        "bare": Server("bare", bare_cmd, bare_env, logs),
+    }
+    try:
+        for name, server in servers.items():
+            server.wait_ready("/ping" if name == "bare" else "/health/live")
+    except BaseException:
+        for server in servers.values():  # none may outlive a failed start
+            server.stop()
+        raise
+    return servers
+
+
+def build_scenarios(
+    args: argparse.Namespace,
+    database: str,
+    servers: dict[str, Server],
+    token: str,
+    redis_url: str,
+) -> list[Scenario]:
+    org_id = perf_org(database, args.tasks)
+    depth = min(DEEP_PAGES * 100, args.tasks * 9 // 10)
     with psycopg.connect(database) as conn:
-        org_id, _owner = conn.execute(
-            "SELECT m.org_id, m.user_id FROM memberships m JOIN users u ON u.id = m.user_id"
-            " WHERE u.email_key = %s ORDER BY m.created_at DESC LIMIT 1",
-            (OWNER,),
-        ).fetchone()
-        task_ids = [
-            r[0]
+        ids = [
+            str(r[0])
             for r in conn.execute(
-                "SELECT id FROM tasks WHERE org_id = %s ORDER BY random() LIMIT 2000", (org_id,)
+                "SELECT id FROM tasks WHERE org_id = %s ORDER BY random() LIMIT %s",
+                (org_id, max(MISS_POOL, HIT_SET)),
             )
         ]
         deep = conn.execute(
-            "SELECT created_at, id FROM tasks WHERE org_id = %s ORDER BY created_at DESC, id DESC"
-            " OFFSET 900000 LIMIT 1",
-            (org_id,),
+            "SELECT created_at, id FROM tasks WHERE org_id = %s"
+            " ORDER BY created_at DESC, id DESC OFFSET %s LIMIT 1",
+            (org_id, depth),
         ).fetchone()
         project_id = conn.execute(
-            "SELECT id FROM projects WHERE org_id = %s LIMIT 1", (org_id,)
+            "SELECT id FROM projects WHERE org_id = %s ORDER BY id LIMIT 1", (org_id,)
         ).fetchone()[0]
+    if deep is None:
+        raise SystemExit(f"the organization has fewer than {depth} tasks")
+    rng = random.Random(9)  # noqa: S311 - picks benchmark ids, nothing secret
+    bare_ids = rng.sample(range(1, args.tasks + 1), min(len(ids), args.tasks))
+    tasks = f"/orgs/{org_id}/tasks"
+    hit_set = min(HIT_SET, max(1, args.tasks // 10))
+    hits, bare_hits = ids[:hit_set], bare_ids[:hit_set]
+    hit_paths = [f"{tasks}/{i}" for i in hits]
+    bare_hit_paths = [f"/cached/items/{n}" for n in bare_hits]
+    cursor = CursorCodec(SECRET).encode(f"tasks:{org_id}:*:*", Position(deep[0], deep[1]))
+    body = json.dumps({"project_id": str(project_id), "title": "perf COUNTER"})
+    # Half the PUTs replace a seeded task (an update), half create one (an insert).
+    put_paths = [
+        p
+        for g in rng.sample(range(args.tasks), min(1000, args.tasks))
+        for p in (f"{tasks}/by-key/SEED-{g}", f"{tasks}/by-key/NEWKEY")
+    ]
+    route = "/orgs/{org_id}/tasks"
+    get_one = "GET " + route + "/{task_id}"
+    by_id = [f"{tasks}/{i}" for i in ids]
+    bare_by_id = [f"/items/{n}" for n in bare_ids]
+    print(
+        f"{args.tasks} tasks; deep page at offset {depth} (page {depth // 100 + 1});"
+        f" {len(hits)} ids for cache hits, {len(ids)} for misses"
+    )
 
-    procs: list[subprocess.Popen[bytes]] = []
-    results: list[Result] = []
-    try:
-        ours_env = {
-            **os.environ,
-            "DATABASE_URL": database,
-            "REDIS_URL": redis_url,
-            "{{ cookiecutter.package_name|upper }}_ENVIRONMENT": "production",
-            "{{ cookiecutter.package_name|upper }}_SECRET_KEY": SECRET,
-            "{{ cookiecutter.package_name|upper }}_LOG_LEVEL": "WARNING",
-            "{{ cookiecutter.package_name|upper }}_LOGIN_LIMIT_PER_ADDRESS": "100000 per minute",
-        }
+    def prepare_hits() -> None:
+        warm(servers["ours"].url, hit_paths, token)
+        warm(servers["bare"].url, bare_hit_paths)
 
-        def serve(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
-            port = free_port()
-            proc = start(
-                [
-                    sys.executable,
-                    "-m",
-                    "uvicorn",
-                    "{{ cookiecutter.package_name }}.app:create_app",
-                    "--factory",
-                    "--port",
-                    str(port),
-                    "--no-access-log",
-                    "--log-level",
-                    "warning",
-                ],
-                env,
-            )
-            procs.append(proc)
-            wait_ready(f"http://127.0.0.1:{port}/health/live")
-            return proc, f"http://127.0.0.1:{port}"
-
-        ours, base = serve(ours_env)  # with the Redis cache
-        _, nocache = serve({k: v for k, v in ours_env.items() if k != "REDIS_URL"})
-        token = httpx.post(
-            f"{base}/auth/token", data={"username": OWNER, "password": PASSWORD}
-        ).json()["access_token"]
-
-        bare = None
-        if args.baseline:
-            with psycopg.connect(database, autocommit=True) as conn:
-                if conn.execute("SELECT to_regclass('raw_item')").fetchone()[0] is None:
-                    conn.execute((args.baseline / "seed.sql").read_text())
-            bport = free_port()
-            bare_env = {**os.environ, "PG_DSN": database, "REDIS_URL": redis_url}
-            procs.append(
-                start(
-                    [
-                        sys.executable,
-                        "-m",
-                        "uvicorn",
-                        "app:app",
-                        "--port",
-                        str(bport),
-                        "--no-access-log",
-                        "--log-level",
-                        "warning",
-                        "--app-dir",
-                        str(args.baseline),
-                    ],
-                    bare_env,
-                )
-            )
-            bare = f"http://127.0.0.1:{bport}"
-            wait_ready(f"{bare}/ping")
-
-        codec = CursorCodec(SECRET)
-        listing = f"tasks:{org_id}:*:*"
-        deep_cursor = codec.encode(listing, Position(deep[0], deep[1]))
-        ids = [str(i) for i in task_ids]
-        d, c = args.duration, args.connections
-        ours_get = [f"/orgs/{org_id}/tasks/{i}" for i in ids]
-        bare_ids = [f"/items/{n}" for n in range(1, 2001)]
-
-        def pair(
-            name: str,
-            bare_paths: list[str] | None,
-            our_paths: list[str],
-            target: str | None = None,
-            **kw: Any,
-        ) -> None:
-            ref = wrk(f"bare {name}", bare, bare_paths, d, c) if bare and bare_paths else None
-            mine = wrk(name, target or base, our_paths, d, c, token=token, **kw)
-            if ref:
-                results.append(ref)
-                mine.ratio = mine.rate / ref.rate
-            results.append(mine)
-
-        if bare:
-            results.append(wrk("bare /ping (load generator check)", bare, ["/ping"], d, c))
-        # Warm the cache, then measure hits; misses use ids the cache has not seen.
-        wrk("warm", base, ours_get, 3, c, token=token)
-        pair("GET task, cache hit", [f"/cached/items/{n}" for n in range(1, 2001)], ours_get)
-        pair("GET task, cache miss (database)", bare_ids, ours_get, target=nocache)
-        pair(
+    return [
+        Scenario(
+            "GET task, cache hit",
+            get_one,
+            hit_paths,
+            bare_hit_paths,
+            "/cached/items/{id}, hit",
+            prepare=prepare_hits,
+            cached=True,
+        ),
+        Scenario(
+            "GET task, cache miss",
+            get_one,
+            by_id,
+            bare_by_id,
+            "/items/{id}",
+            prepare=lambda: delete_namespace(redis_url),
+            cached=True,
+        ),
+        Scenario("GET task, no Redis", get_one, by_id, bare_by_id, "/items/{id}", server="nocache"),
+        Scenario(
             "list 100 tasks, first page",
+            "GET " + route,
+            [f"{tasks}?limit=100"],
             ["/items?after=0&limit=100"],
-            [f"/orgs/{org_id}/tasks?limit=100"],
-            target=nocache,
-        )
-        pair(
-            "list 100 tasks, 9,000 pages deep",
-            ["/items?after=900000&limit=100"],
-            [f"/orgs/{org_id}/tasks?limit=100&cursor={deep_cursor}"],
-            target=nocache,
-        )
-        body = json.dumps({"project_id": str(project_id), "title": "perf"})
-        pair(
-            "POST task with Idempotency-Key",
-            None,
-            [f"/orgs/{org_id}/tasks"],
-            target=nocache,
+            "/items?after=0&limit=100",
+        ),
+        Scenario(
+            "list 100 tasks, deep page",
+            "GET " + route,
+            [f"{tasks}?limit=100&cursor={cursor}"],
+            [f"/items?after={depth}&limit=100"],
+            f"/items?after={depth}&limit=100",
+        ),
+        Scenario(
+            "POST task, Idempotency-Key",
+            "POST " + route,
+            [tasks],
             method="POST",
             body=body,
-        )
-        pair(
+            idempotency=True,
+        ),
+        Scenario(
             "PUT task by external key",
-            None,
-            [f"/orgs/{org_id}/tasks/by-key/PERF-KEY"],
-            target=nocache,
+            "PUT " + route + "/by-key/{external_key}",
+            put_paths,
             method="PUT",
             body=body,
+        ),
+    ]
+
+
+def run_rounds(
+    args: argparse.Namespace,
+    scenarios: list[Scenario],
+    servers: dict[str, Server],
+    token: str,
+) -> list[Run]:
+    """Every round: the load-generator check, then each pair, in alternating order."""
+    loadgen: list[Run] = []
+    for round_no in range(args.rounds):
+        loadgen.append(servers["bare"].measure(["/ping"], args))
+        for n, s in enumerate(scenarios):
+            if s.prepare is not None:
+                s.prepare()
+            ours = servers[s.server]
+            before = cache_reads(ours.url) if s.cached else None
+
+            def mine(s: Scenario = s, ours: Server = ours) -> None:
+                options = {"method": s.method, "body": s.body, "idempotency": s.idempotency}
+                s.runs.append(ours.measure(s.paths, args, token=token, **options))
+
+            def theirs(s: Scenario = s) -> None:
+                if s.bare is not None:
+                    s.bare_runs.append(servers["bare"].measure(s.bare, args))
+
+            for step in (mine, theirs) if (round_no + n) % 2 else (theirs, mine):
+                step()
+            if before is not None:
+                after = cache_reads(ours.url)
+                hits = after.get("hit", 0) - before.get("hit", 0)
+                reads = sum(after.values()) - sum(before.values())
+                s.hit_shares.append(hits / reads if reads else 0.0)
+            print(f"  round {round_no + 1}/{args.rounds}: {s.name}: {s.runs[-1].rate:.0f} req/s")
+    return loadgen
+
+
+def table_rows(scenarios: list[Scenario]) -> list[Row]:
+    """One row per scenario (ratio: median of the rounds' ratios), its bare pair below it."""
+    rows: list[Row] = []
+    for s in scenarios:
+        if not s.runs:
+            continue
+        row = Row.of(s.name, s.group, s.runs)
+        rows.append(row)
+        if s.bare_runs:
+            row.ratio = statistics.median(
+                m.rate / b.rate for m, b in zip(s.runs, s.bare_runs, strict=True)
+            )
+            rows.append(Row.of(f"  bare {s.bare_name}", None, s.bare_runs))
+    return rows
+
+
+# -- verdict ----------------------------------------------------------------------------------
+
+
+def judge(rows: list[Row], facts: Facts, budgets: dict[str, Any]) -> list[str]:
+    """Every target of `budgets` (perf/budgets.yaml `perf:`) missed; marks rows' verdicts."""
+    misses: list[str] = []
+    by_name = {r.scenario: r for r in rows}
+
+    def miss(row: Row | None, text: str) -> None:
+        misses.append(text)
+        if row is not None:
+            row.verdict = "MISS"
+
+    for row in rows:
+        if row.group is not None:
+            row.verdict = "ok"
+    for name, minimum in budgets["min_ratio"].items():
+        row = by_name.get(name)
+        if row is None or row.ratio is None:
+            miss(row, f"not measured: ratio of {name!r}")
+        elif row.ratio < minimum:
+            miss(row, f"{name}: {row.ratio:.2f}x the bare app < {minimum}x")
+    for group, limit in budgets["p95_ms"].items():
+        members = [r for r in rows if r.group == group]
+        if not members:
+            miss(None, f"not measured: route group {group!r}")
+        for row in members:
+            if row.p95 > limit:
+                miss(row, f"{row.scenario}: p95 {row.p95:.1f} ms > {limit} ms ({group})")
+    first = by_name.get("list 100 tasks, first page")
+    deep = by_name.get("list 100 tasks, deep page")
+    factor = budgets["deep_page_p95_factor"]
+    if first is None or deep is None:
+        miss(None, "not measured: first or deep page")
+    elif deep.p95 > first.p95 * factor:
+        miss(
+            deep, f"deep page p95 {deep.p95:.1f} ms > {factor}x the first page's {first.p95:.1f} ms"
         )
-        memory = rss_mib(ours.pid)
-    finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            p.wait(timeout=10)
-
-    started = time.perf_counter()
-    subprocess.run([sys.executable, "-c", "import {{ cookiecutter.package_name }}.app"], check=True)
-    cold_import = time.perf_counter() - started
-
-    print(
-        f"\n{'scenario':<40} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}"
-        f" {'errors':>7} {'ratio':>6}"
+    for server, (peak, after) in facts.memory.items():
+        if server == "bare":
+            continue
+        if peak > budgets["max_peak_rss_mib"]:
+            miss(None, f"{server}: peak memory {peak:.0f} MiB > {budgets['max_peak_rss_mib']} MiB")
+        if after > budgets["max_rss_mib"]:
+            miss(
+                None,
+                f"{server}: memory after the load {after:.0f} MiB > {budgets['max_rss_mib']} MiB",
+            )
+    if facts.cold_import_s > budgets["max_cold_import_s"]:
+        miss(None, f"cold import {facts.cold_import_s:.2f} s > {budgets['max_cold_import_s']} s")
+    share = budgets["min_cache_hit_share"]
+    hit, missed = (
+        facts.cache_hit_share.get("GET task, cache hit"),
+        facts.cache_hit_share.get("GET task, cache miss"),
     )
-    for r in results:
+    if hit is None or missed is None:
+        miss(None, "not measured: cache hit shares")
+    else:
+        if hit < share:
+            miss(
+                by_name.get("GET task, cache hit"),
+                f"the hit scenario hit only {hit:.0%} (breaker open?)",
+            )
+        if missed > 1 - share:
+            miss(
+                by_name.get("GET task, cache miss"),
+                f"the miss scenario hit {missed:.0%} of its reads",
+            )
+    fastest = max((r.rate for r in rows), default=0.0)
+    headroom = budgets["loadgen_min_headroom"]
+    if facts.loadgen_rate is None:
+        miss(None, "not measured: load generator check (bare /ping)")
+    elif facts.loadgen_rate < headroom * fastest:
+        miss(
+            None,
+            f"load generator: {facts.loadgen_rate:.0f} req/s on bare /ping is under"
+            f" {headroom}x the fastest scenario ({fastest:.0f} req/s): it may be the bottleneck",
+        )
+    if facts.loadgen_cpu > budgets["max_loadgen_cpu"]:
+        miss(
+            None,
+            f"load generator: wrk used {facts.loadgen_cpu:.0%} of its thread(s): add --threads",
+        )
+    per_million = facts.seed_s_per_million
+    if per_million is not None and per_million > budgets["max_seed_s_per_million"]:
+        miss(
+            None,
+            f"seed: {per_million:.0f} s per million tasks > {budgets['max_seed_s_per_million']} s",
+        )
+    for row in rows:
+        if row.errors:
+            miss(row, f"errors during the load: {row.scenario.strip()} ({row.errors})")
+        if row.rate == 0:
+            miss(row, f"not measured: no request of {row.scenario.strip()!r} completed")
+    return misses
+
+
+def print_report(
+    args: argparse.Namespace, rows: list[Row], facts: Facts, misses: list[str]
+) -> None:
+    print(
+        f"\n{args.tasks} tasks, {args.rounds} round(s) of {args.duration} s per scenario,"
+        f" wrk -t{args.threads} -c{args.connections}, {os.cpu_count()} CPUs; medians"
+        + "".join(f"\n  with {item}" for item in args.env)
+        + "\n"
+    )
+    print(
+        f"{'scenario':<44} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}"
+        f" {'errors':>7} {'ratio':>6} {'cpu us':>7}  verdict"
+    )
+    for r in rows:
         ratio = f"{r.ratio:.2f}" if r.ratio is not None else ""
         print(
-            f"{r.scenario:<40} {r.rate:>8.0f} {r.p50:>8.2f} {r.p95:>8.2f} {r.p99:>8.2f}"
-            f" {r.errors:>7} {ratio:>6}"
+            f"{r.scenario[:44]:<44} {r.rate:>8.0f} {r.p50:>8.2f} {r.p95:>8.2f} {r.p99:>8.2f}"
+            f" {r.errors:>7} {ratio:>6} {r.server_us:>7.0f}  {r.verdict}"
         )
-    print(f"\nresident memory after load: {memory:.0f} MiB; cold import: {cold_import:.2f} s")
-    return judge(results, memory, cold_import)
-
-
-def judge(results: list[Result], memory: float, cold_import: float) -> int:
-    """Compare with perf/budgets.yaml `perf:`; print every miss; 1 if any."""
-    targets = yaml.safe_load((ROOT / "perf" / "budgets.yaml").read_text())["perf"]
-    by_name = {r.scenario: r for r in results}
-    misses = []
-    for name, minimum in targets["min_ratio"].items():
-        r = by_name.get(name)
-        if r is not None and r.ratio is not None and r.ratio < minimum:
-            misses.append(f"{name}: {r.ratio:.2f}x of the bare app < {minimum}x")
-    first, deep = by_name["list 100 tasks, first page"], by_name["list 100 tasks, 9,000 pages deep"]
-    if deep.p95 > first.p95 * targets["deep_page_p95_factor"]:
-        misses.append(
-            f"deep page p95 {deep.p95:.2f} ms > {targets['deep_page_p95_factor']}x"
-            f" first page {first.p95:.2f} ms"
+    print()
+    for server, (peak, after) in facts.memory.items():
+        print(f"memory of {server}: peak {peak:.0f} MiB, after the load {after:.0f} MiB")
+    print("cpu us: the server's CPU time per request (steadier than req/s on a busy machine)")
+    print(f"cold import of the app: {facts.cold_import_s:.2f} s (median, fresh processes)")
+    for name, share in facts.cache_hit_share.items():
+        print(f"cache hits in {name!r}: {share:.1%}")
+    if facts.loadgen_rate is not None:
+        print(
+            f"load generator: {facts.loadgen_rate:.0f} req/s on bare /ping; busiest wrk run"
+            f" used {facts.loadgen_cpu:.0%} of its thread(s)"
         )
-    if memory > targets["max_rss_mib"]:
-        misses.append(f"resident memory {memory:.0f} MiB > {targets['max_rss_mib']} MiB")
-    if cold_import > targets["max_cold_import_s"]:
-        misses.append(f"cold import {cold_import:.2f} s > {targets['max_cold_import_s']} s")
-    if any(r.errors for r in results):
-        misses.append(
-            "errors during the load: " + ", ".join(r.scenario for r in results if r.errors)
-        )
-    for miss in misses:
-        print("MISSED:", miss)
-    return 1 if misses else 0
+    if facts.seed_s_per_million is not None:
+        print(f"seed: {facts.seed_s_per_million:.1f} s per million tasks")
+    print()
+    for text in misses:
+        print("MISSED:", text)
+    if args.smoke:
+        print("smoke run: the budgets are not enforced (only errors and unmeasured figures fail)")
+    elif not misses:
+        print("every target of perf/budgets.yaml met")
 
 
 if __name__ == "__main__":

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -60,6 +62,11 @@ def migrate(url: str, revision: str = "head", *, down: bool = False) -> None:
 PREFIX = "test_{{ cookiecutter.package_name }}_"
 # One lock for every test run on this server: template creation and stale clean-up are serial.
 _LOCK_ID = 4_242_017
+# Each live run holds a shared advisory lock (_RUN_LOCK_CLASS, its run key) for as long as it
+# lasts; the server releases it when the run's connection goes, however the run ended.
+_RUN_LOCK_CLASS = 4_242_018
+# Databases of a run: PREFIX + the run id (10 hex digits) + "_" + the worker and a suffix.
+_RUN_DATABASE = re.compile("^" + re.escape(PREFIX) + r"(?P<run>[0-9a-f]{10})_")
 
 
 def _admin_dsn(database: str | None = None) -> str:
@@ -77,77 +84,129 @@ def _template_name() -> str:
     return f"{PREFIX}tpl_{digest.hexdigest()[:12]}"
 
 
-def _drop_stale(conn: psycopg.Connection[Any], run_uid: str, template: str) -> None:
-    """Drop what interrupted runs left behind: our databases nobody is connected to."""
-    rows = conn.execute(
-        "SELECT datname FROM pg_database d WHERE datname LIKE %s AND datname NOT LIKE %s"
-        " AND datname <> %s AND NOT EXISTS"
-        " (SELECT 1 FROM pg_stat_activity a WHERE a.datname = d.datname)",
-        (PREFIX + "%", f"%{run_uid}%", template),
-    ).fetchall()
-    for (name,) in rows:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
+def run_key(run_uid: str) -> int:
+    """The key of a run's advisory lock (the first 7 hex digits of its id fit an int4)."""
+    return int(run_uid[:7], 16)
+
+
+def _run_is_live(conn: psycopg.Connection[Any], run_uid: str) -> bool:
+    """True while some process of that run holds its lock."""
+    key = (_RUN_LOCK_CLASS, run_key(run_uid))
+    taken = conn.execute("SELECT pg_try_advisory_lock(%s, %s)", key).fetchone()
+    if taken and taken[0]:
+        conn.execute("SELECT pg_advisory_unlock(%s, %s)", key)
+        return False
+    return True
+
+
+def _connected(conn: psycopg.Connection[Any], database: str) -> bool:
+    row = conn.execute("SELECT 1 FROM pg_stat_activity WHERE datname = %s", (database,)).fetchone()
+    return row is not None
+
+
+def drop_stale(conn: psycopg.Connection[Any], own_run: str, template: str) -> list[str]:
+    """Drop what ended runs left behind; returns the names dropped. Hold _LOCK_ID around it.
+
+    A run's database goes only when no process of the run holds the run's lock and nobody is
+    connected to it (a run of an older conftest takes no lock: its connections protect it).
+    A template goes when another migration set replaced it and nobody is copying it."""
+    names = conn.execute("SELECT datname FROM pg_database ORDER BY datname").fetchall()
+    dropped: list[str] = []
+    for (name,) in names:
+        match = _RUN_DATABASE.match(name)
+        if match:
+            if match["run"] == own_run or _run_is_live(conn, match["run"]):
+                continue
+        elif not name.startswith(f"{PREFIX}tpl_") or name == template:
+            continue
+        if not _connected(conn, name):
+            _drop(conn, name)
+            dropped.append(name)
+    return dropped
 
 
 @pytest.fixture(scope="session")
-def database_name(testrun_uid: str, worker_id: str) -> Iterator[str]:
-    """This worker's database: a copy of a migrated template database, dropped at the end.
+def run_uid(testrun_uid: str) -> Iterator[str]:
+    """This run's id, held as alive (its advisory lock) until the session ends.
 
-    Every pytest-xdist worker gets its own copy, so `pytest -n auto` runs isolated. The template
-    is migrated once per migrations' content; stale databases of interrupted runs are dropped."""
-    run_uid = testrun_uid[:10]
+    Every pytest-xdist worker takes the lock in shared mode, so the run stays alive while any
+    of its workers does; a crashed or killed run releases it with its connection."""
+    uid = testrun_uid[:10]
+    with psycopg.connect(_admin_dsn(), autocommit=True) as conn:
+        conn.execute("SELECT pg_advisory_lock_shared(%s, %s)", (_RUN_LOCK_CLASS, run_key(uid)))
+        yield uid
+
+
+def _drop(conn: psycopg.Connection[Any], name: str) -> None:
+    conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def _no_fsync(conn: psycopg.Connection[Any], name: str) -> None:
+    # Test data need not survive a crash: skip the WAL flush on every commit.
+    conn.execute(
+        sql.SQL("ALTER DATABASE {} SET synchronous_commit = off").format(sql.Identifier(name))
+    )
+
+
+def _copy_template(name: str, run: str) -> None:
+    """Create `name` as a copy of the migrated template (made first if missing)."""
     template = _template_name()
-    name = f"{PREFIX}{run_uid}_{worker_id}"
     with psycopg.connect(_admin_dsn(), autocommit=True) as conn:
         conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_ID,))
         try:
-            _drop_stale(conn, run_uid, template)
+            drop_stale(conn, run, template)
             exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (template,))
             if exists.fetchone() is None:
                 conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(template)))
                 migrate(async_url(template))
-                # Test data need not survive a crash: skip the WAL flush on every commit.
-                conn.execute(
-                    sql.SQL("ALTER DATABASE {} SET synchronous_commit = off").format(
-                        sql.Identifier(template)
-                    )
-                )
+                _no_fsync(conn, template)
             conn.execute(
                 sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
                     sql.Identifier(name), sql.Identifier(template)
                 )
             )
-            conn.execute(
-                sql.SQL("ALTER DATABASE {} SET synchronous_commit = off").format(
-                    sql.Identifier(name)
-                )
-            )
+            _no_fsync(conn, name)
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_ID,))
+
+
+def drop_database(name: str) -> None:
+    """Drop `name` (connections to it are ended)."""
+    with psycopg.connect(_admin_dsn(), autocommit=True) as conn:
+        _drop(conn, name)
+
+
+@contextmanager
+def migrated_copy(run: str, suffix: str) -> Iterator[str]:
+    """A database of this run, copied from the migrated template, dropped on exit."""
+    name = f"{PREFIX}{run}_{suffix}"
+    _copy_template(name, run)
     try:
         yield name
     finally:
-        with psycopg.connect(_admin_dsn(), autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
+        drop_database(name)
 
 
 @pytest.fixture(scope="session")
-def empty_database(testrun_uid: str, worker_id: str) -> Iterator[str]:
+def database_name(run_uid: str, worker_id: str) -> Iterator[str]:
+    """This worker's database: a copy of a migrated template database, dropped at the end.
+
+    Every pytest-xdist worker gets its own copy, so `pytest -n auto` runs isolated. The template
+    is migrated once per migrations' content; databases of ended runs are dropped."""
+    with migrated_copy(run_uid, worker_id) as name:
+        yield name
+
+
+@pytest.fixture(scope="session")
+def empty_database(run_uid: str, worker_id: str) -> Iterator[str]:
     """A database with no tables (for migration tests), dropped at the end."""
-    name = f"{PREFIX}{testrun_uid[:10]}_{worker_id}_empty"
+    name = f"{PREFIX}{run_uid}_{worker_id}_empty"
     with psycopg.connect(_admin_dsn(), autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     try:
         yield name
     finally:
-        with psycopg.connect(_admin_dsn(), autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
+        drop_database(name)
 
 
 @pytest.fixture(scope="session")
@@ -182,21 +241,30 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
 
 @asynccontextmanager
 async def running(
-    app: FastAPI, *, raise_app_exceptions: bool = True
+    app: FastAPI, *, raise_app_exceptions: bool = True, client_address: str = "127.0.0.1"
 ) -> AsyncIterator[httpx.AsyncClient]:
     """Start the app's lifespan and give a client that talks to it in-process.
 
-    `raise_app_exceptions=False` turns an unhandled error into the 500 a server would send."""
+    `raise_app_exceptions=False` turns an unhandled error into the 500 a server would send;
+    `client_address` is the address the app sees the requests come from."""
     async with LifespanManager(app) as manager:
-        transport = httpx.ASGITransport(app=manager.app, raise_app_exceptions=raise_app_exceptions)
+        transport = httpx.ASGITransport(
+            app=manager.app,
+            raise_app_exceptions=raise_app_exceptions,
+            client=(client_address, 50000),
+        )
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
             yield client
+
+
+# Every feature flag on (flags.py), for the shared app: the flagged flows are tested too.
+FLAGS_ON = Path(__file__).with_name("flags-on.yaml")
 
 
 @pytest.fixture(scope="session")
 async def client(database_url: str) -> AsyncIterator[httpx.AsyncClient]:
     """A client of the app on the run's database, shared; tables are emptied after each test."""
-    async with running(create_app(make_settings(database_url))) as client:
+    async with running(create_app(make_settings(database_url, flags_file=FLAGS_ON))) as client:
         yield client
 
 
@@ -237,3 +305,17 @@ async def _settle_background_jobs(_empty_tables: None) -> AsyncIterator[None]:
     from {{ cookiecutter.package_name }}.jobs.runtime import JobsRuntime
 
     await JobsRuntime.settle_all()
+
+
+# --- Figures a test reports with `record_property` (e.g. the schemathesis tally), printed once
+# at the end of the run; user properties travel from pytest-xdist workers with the reports.
+REPORTED_PROPERTIES = ("schemathesis",)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Print the reported figures (`schemathesis: N cases, 2xx=...`) after the test summary."""
+    for reports in terminalreporter.stats.values():
+        for report in reports:
+            for name, value in getattr(report, "user_properties", ()):
+                if name in REPORTED_PROPERTIES and getattr(report, "when", "") == "call":
+                    terminalreporter.write_line(str(value))

@@ -30,6 +30,20 @@ def test_production_refuses_a_short_secret_and_sqlite() -> None:
         Settings(_env_file=None, environment="production", secret_key="x" * 40)  # type: ignore[call-arg]
 
 
+def test_a_refusal_echoes_neither_the_secret_nor_the_database_url() -> None:
+    with pytest.raises(ValidationError) as refused:
+        Settings(
+            _env_file=None,
+            environment="production",
+            secret_key="tiny-but-secret",  # type: ignore[call-arg]
+            database_url="postgresql://admin:hunter2-db-password@db.internal/app",
+        )
+    message = str(refused.value)
+    assert "shorter than 32" in message
+    assert "tiny-but-secret" not in message
+    assert "hunter2-db-password" not in message
+
+
 def test_production_starts_with_a_real_secret() -> None:
     settings = Settings(
         _env_file=None,

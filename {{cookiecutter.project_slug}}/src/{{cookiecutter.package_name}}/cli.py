@@ -117,7 +117,7 @@ def seed(
         "perf-owner-password"  # noqa: S107 - a seeded benchmark account, never production
     ),
 ) -> None:
-    """Seed one organization with a production-sized task table (COPY on PostgreSQL)."""
+    """Seed one organization with a production-sized task table (generated server-side)."""
     import asyncio
     import time
 
@@ -197,6 +197,10 @@ def warmup(
     max_requests: Annotated[int, typer.Option(min=1, help="Cap on requests sent.")] = 500,
     concurrency: Annotated[int, typer.Option(min=1, help="Requests in flight at once.")] = 8,
     timeout: Annotated[float, typer.Option(min=0.1, help="Per-request timeout (s).")] = 5.0,
+    max_orgs: Annotated[int, typer.Option(min=1, help="Organizations to expand.")] = 20,
+    ids_per_org: Annotated[
+        int, typer.Option(min=1, help="Ids per {project_id}/{task_id}, per organization.")
+    ] = 20,
 ) -> None:
     """Send a bounded burst of GETs to the critical read paths; exit 1 if unhealthy."""
     import asyncio
@@ -216,6 +220,8 @@ def warmup(
                     paths=path or DEFAULT_PATHS,
                     max_requests=max_requests,
                     concurrency=concurrency,
+                    max_orgs=max_orgs,
+                    ids_per_org=ids_per_org,
                 )
             except (WarmupError, httpx.HTTPError) as exc:
                 typer.echo(f"warm-up failed: {exc}", err=True)

@@ -1,7 +1,8 @@
 """`Annotated` dependency aliases: route signatures read like sentences, the wiring lives here.
 
 Resources created by the lifespan (engines, policy, token keys) reach handlers through the
-request state, never through module globals.
+request state, never through module globals. The getters are `async def` although they do no
+I/O: FastAPI runs a plain `def` dependency in a worker thread, a thread hop per request each.
 """
 
 from __future__ import annotations
@@ -29,62 +30,60 @@ from {{ cookiecutter.package_name }}.security.tokens import Principal, Tokens
 from {{ cookiecutter.package_name }}.settings import Settings
 
 
-def _settings(request: Request) -> Settings:
+async def _settings(request: Request) -> Settings:
     settings: Settings = request.state.settings
     return settings
 
 
-def _uow(request: Request) -> UnitOfWork:
+async def _uow(request: Request) -> UnitOfWork:
     uow: UnitOfWork = request.state.uow
     return uow
 
 
-def _passwords(request: Request) -> Passwords:
+async def _passwords(request: Request) -> Passwords:
     passwords: Passwords = request.state.passwords
     return passwords
 
 
-def _tokens(request: Request) -> Tokens:
+async def _tokens(request: Request) -> Tokens:
     tokens: Tokens = request.state.tokens
     return tokens
 
 
-def _throttle(request: Request) -> LoginThrottle:
+async def _throttle(request: Request) -> LoginThrottle:
     throttle: LoginThrottle = request.state.login_throttle
     return throttle
 
 
-def _memberships(request: Request) -> MembershipCache:
+async def _memberships(request: Request) -> MembershipCache:
     memberships: MembershipCache = request.state.memberships
     return memberships
 
 
-def _cursors(request: Request) -> CursorCodec:
+async def _cursors(request: Request) -> CursorCodec:
     cursors: CursorCodec = request.state.cursors
     return cursors
 
 
-def _policy(request: Request) -> Policy:
+async def _policy(request: Request) -> Policy:
     policy: Policy = request.state.policy
     return policy
 
 
 # --- Background jobs: the request's outbox (rows join the unit of work's transaction) -------
-TRACE_HEADERS = ("traceparent", "tracestate")
-
-
-def _jobs(request: Request) -> JobsRuntime:
+async def _jobs(request: Request) -> JobsRuntime:
     jobs: JobsRuntime = request.state.jobs
     return jobs
 
 
-def _outbox(request: Request) -> Outbox:
+async def _outbox(request: Request) -> Outbox:
+    # Rows record the trace context of the request's server span when added (jobs/outbox.py),
+    # so the jobs they cause are children of this request, not of the client's span.
     jobs: JobsRuntime = request.state.jobs
-    carrier = {h: v for h in TRACE_HEADERS if (v := request.headers.get(h))}
-    return Outbox(request.state.uow, jobs.relay, carrier or None)
+    return Outbox(request.state.uow, jobs.relay)
 
 
-def _page_params(
+async def _page_params(
     request: Request,
     limit: Annotated[
         int | None, Query(ge=1, description="Page size; the default and the cap are in settings.")
@@ -120,12 +119,12 @@ CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 
 
 # --- Cache and database handles (issue 4) ---
-def _cache(request: Request) -> VersionedCache:
+async def _cache(request: Request) -> VersionedCache:
     cache: VersionedCache = request.state.cache
     return cache
 
 
-def _database(request: Request) -> Database:
+async def _database(request: Request) -> Database:
     db: Database = request.state.db
     return db
 

@@ -50,6 +50,8 @@ class Settings(BaseSettings):
         env_file=".env",
         extra="ignore",
         populate_by_name=True,
+        # A refusal must not print what it refused: the secret, or a DATABASE_URL's password.
+        hide_input_in_errors=True,
     )
 
     environment: Literal["dev", "test", "production"] = "dev"
@@ -110,11 +112,13 @@ class Settings(BaseSettings):
     cache_task_ttl_seconds: int = Field(default=120, ge=1)
     # Every cache call to Redis gives up after this long; a slow Redis only costs this much.
     cache_timeout_seconds: float = Field(default=0.05, gt=0, le=5)
-    # The breaker opens after this many failed Redis calls within the window...
+    # The breaker opens after this many failed Redis calls in a row within the window...
     cache_breaker_failures: int = Field(default=5, ge=1)
     cache_breaker_window_seconds: float = Field(default=10.0, gt=0)
     # ...stays open this long, then lets one trial call decide whether to close.
     cache_breaker_cooldown_seconds: float = Field(default=5.0, gt=0)
+    # How often each process applies invalidations recorded while Redis was unreachable.
+    cache_backstop_interval_seconds: float = Field(default=1.0, gt=0)
     # Organization stats: counts up to this many rows are exact; above, planner estimates.
     stats_exact_count_limit: int = Field(default=1000, ge=0)
     # --- Observability: tracing, metrics exposition ---
@@ -139,7 +143,10 @@ class Settings(BaseSettings):
     job_max_tries: int = Field(default=5, ge=1, le=100)
     job_retry_base_seconds: float = Field(default=2.0, ge=0)
     job_retry_max_seconds: float = Field(default=600.0, ge=0)
+    # One attempt of a job is cancelled after this long (a retryable timeout); jobs may set less.
+    job_timeout_seconds: float = Field(default=300.0, gt=0)
     jobs_queue_name: str = "{{ cookiecutter.package_name }}:jobs"
+    # Jobs run at once per worker process (and by the in-process runner in embedded mode).
     worker_max_jobs: int = Field(default=10, ge=1)
     # The relay re-sends a dispatched outbox row whose job has not finished after this long
     # (a worker died, Redis lost its data): at-least-once delivery.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import AbstractAsyncContextManager
@@ -19,6 +20,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from {{ cookiecutter.package_name }}.app import create_app
+from {{ cookiecutter.package_name }}.security import tokens as tokens_module
 from {{ cookiecutter.package_name }}.security.tokens import InvalidTokenError, Tokens
 
 from .api import PASSWORD, Api
@@ -120,6 +122,25 @@ def test_clock_skew_leeway_is_a_setting() -> None:
         Tokens(_rs256_settings(jwt_public_key=PUBLIC, jwt_leeway_seconds=0)).verify(
             slightly_expired
         )
+
+
+def test_a_verified_token_is_remembered_but_never_past_its_expiry(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    tokens = Tokens(_rs256_settings(jwt_public_key=PUBLIC, jwt_leeway_seconds=0))
+    expires = int(time.time()) + 2
+    token = _idp_token(exp=expires)
+    principal = tokens.verify(token)
+
+    def no_decode(*_args: Any, **_kwargs: Any) -> Any:
+        raise AssertionError("a remembered token is not verified again")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(tokens_module.jwt, "decode", no_decode)
+        assert tokens.verify(token) == principal
+    time.sleep(max(0.0, expires - time.time()) + 0.1)  # let the token expire
+    with pytest.raises(InvalidTokenError):
+        tokens.verify(token)
 
 
 @pytest.fixture

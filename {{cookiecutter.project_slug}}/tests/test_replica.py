@@ -139,11 +139,13 @@ def traffic(db: Database) -> Iterator[tuple[Counter[str], list[tuple[str, str]]]
     """Pool checkouts per server, and every statement with the server that ran it."""
     checkouts: Counter[str] = Counter()
     statements: list[tuple[str, str]] = []
-    engines: dict[str, AsyncEngine] = {"primary": db.primary}
-    if db.replica is not None:
-        engines["replica"] = db.replica
+    # Reads on the primary go through its autocommit engine: both count as the primary.
+    engines: list[tuple[str, AsyncEngine]] = [
+        ("replica" if name == "replica" else "primary", engine)
+        for name, engine in db.engines().items()
+    ]
     listeners: list[tuple[Any, str, Any]] = []
-    for role, engine in engines.items():
+    for role, engine in engines:
 
         def checkout(*_args: Any, role: str = role) -> None:
             checkouts[role] += 1

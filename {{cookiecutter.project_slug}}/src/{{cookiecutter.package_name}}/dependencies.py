@@ -12,9 +12,10 @@ from typing import Annotated
 from fastapi import Depends, Query, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from {{ cookiecutter.package_name }}.cache.reads import CachedReads
 from {{ cookiecutter.package_name }}.cache.store import VersionedCache
 from {{ cookiecutter.package_name }}.db.engines import Database
-from {{ cookiecutter.package_name }}.db.session import get_session
+from {{ cookiecutter.package_name }}.db.session import get_session, wants_primary
 from {{ cookiecutter.package_name }}.db.unit_of_work import UnitOfWork
 from {{ cookiecutter.package_name }}.errors import ProblemError
 from {{ cookiecutter.package_name }}.flags import FlagsDep as FlagsDep  # feature flags (issue 8), re-exported
@@ -124,12 +125,17 @@ async def _cache(request: Request) -> VersionedCache:
     return cache
 
 
+async def _cached_reads(request: Request) -> CachedReads:
+    return CachedReads(request.state.cache, request.state.db, wants_primary(request))
+
+
 async def _database(request: Request) -> Database:
     db: Database = request.state.db
     return db
 
 
 CacheDep = Annotated[VersionedCache, Depends(_cache)]
+CachedReadsDep = Annotated[CachedReads, Depends(_cached_reads)]
 DatabaseDep = Annotated[Database, Depends(_database)]
 # Background jobs
 JobsDep = Annotated[JobsRuntime, Depends(_jobs)]

@@ -17,9 +17,9 @@ still matching it.
 When Redis cannot be told (the breaker is open or the call fails) and no pending marker covers
 the change, the invalidation is lost for this process, so it stops trusting the cache: it reads
 straight from the database until it has replaced the namespace epoch, which invalidates every
-value written before. The same happens after the breaker has been open, because other
-processes may have lost invalidations too. (Other processes are covered by the database
-backstop, backstop.py.)
+value written before. An open breaker alone does not: what other processes could not tell
+Redis meanwhile, they replay from the database backstop (backstop.py), and replacing the
+epoch would empty the cache of every process whenever one of them lost sight of Redis.
 
 Why not cashews: its values are pickled (the issue wants orjson; pickle from a shared store
 runs code), its tag invalidation deletes through Redis, which is the very call that may not
@@ -316,9 +316,6 @@ class VersionedCache:
             to_state=new.value,
             failures=failures,
         )
-        if new is BreakerState.open:
-            # Other processes may write while we cannot see Redis: resync before trusting it.
-            self.distrust("breaker_open")
 
     # -- the one way to talk to Redis ---------------------------------------------------------
 

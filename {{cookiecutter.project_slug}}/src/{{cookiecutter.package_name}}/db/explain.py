@@ -51,7 +51,7 @@ SCENARIOS: dict[str, Scenario] = {
     "tasks.status_page": lambda s, x: TaskRepository(s, x.org_id).page(
         PageRequest(None, PAGE), status=TaskStatus.in_progress
     ),
-    "tasks.get": lambda s, x: TaskRepository(s, x.org_id).get(x.task_id),
+    "tasks.get": lambda s, x: TaskRepository(s, x.org_id).read(x.task_id),
     "tasks.by_external_key": lambda s, x: TaskRepository(s, x.org_id).by_key(x.external_key),
     "projects.first_page": lambda s, x: ProjectRepository(s, x.org_id).page(
         PageRequest(None, PAGE)

@@ -185,7 +185,7 @@ def domain_dashboard(spec: SLOFile, name: str) -> dict[str, Any]:
             "Database connections in use (shared by every domain)",
             [
                 (f"{role} {what}", f"sum({metric}{selector({'role': role})})")
-                for role in ("primary", "replica")
+                for role in ("primary", "primary_reads", "replica")
                 for what, metric in (
                     ("in use", "app_db_pool_checked_out"),
                     ("size", "app_db_pool_size"),

@@ -53,9 +53,8 @@ class DatabasePoolCollector:
             "Connections beyond the pool size, by database role.",
             labels=["role"],
         )
-        engines = {"primary": self._db.primary, "replica": self._db.replica}
-        for role, engine in engines.items():
-            pool = engine.pool if engine is not None else None
+        for role, engine in self._db.engines().items():
+            pool = engine.pool
             # Only queue pools have a size (SQLite's in-memory pools do not): others report none.
             if not isinstance(pool, QueuePool):
                 continue

@@ -79,9 +79,8 @@ def start_telemetry(
             settings, service_name=settings.service_name, exporter=span_exporter
         )
         instrument_app(app, provider)
-        for engine in (db.primary, db.replica):
-            if engine is not None:
-                instrument_engine(engine, provider)
+        for engine in db.engines().values():
+            instrument_engine(engine, provider)
         if redis is not None:
             instrument_redis(redis, provider)
         telemetry.provider = provider
@@ -106,9 +105,8 @@ def start_worker_telemetry(
         provider = setup_tracing(
             settings, service_name=f"{settings.service_name}-worker", exporter=span_exporter
         )
-        for engine in (db.primary, db.replica):
-            if engine is not None:
-                instrument_engine(engine, provider)
+        for engine in db.engines().values():
+            instrument_engine(engine, provider)
         telemetry.provider = provider
     if settings.metrics_port:
         telemetry.server = _serve_metrics(settings, telemetry.registry)

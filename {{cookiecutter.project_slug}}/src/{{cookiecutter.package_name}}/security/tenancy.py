@@ -22,8 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from {{ cookiecutter.package_name }}.db.engines import Database
-from {{ cookiecutter.package_name }}.db.session import get_session
-from {{ cookiecutter.package_name }}.db.unit_of_work import SAFE_METHODS
+from {{ cookiecutter.package_name }}.db.unit_of_work import SAFE_METHODS, UnitOfWork
 from {{ cookiecutter.package_name }}.errors import NotFoundError, ProblemError
 from {{ cookiecutter.package_name }}.observability.metrics import PERMISSION_DENIALS
 from {{ cookiecutter.package_name }}.resources.orgs.model import Membership
@@ -85,13 +84,15 @@ async def membership_role(
     return role
 
 
-async def _role_from_primary(
-    request: Request, session: AsyncSession, org_id: uuid.UUID, user_id: uuid.UUID
+async def _current_role(
+    request: Request, org_id: uuid.UUID, user_id: uuid.UUID, *, write: bool
 ) -> str | None:
     """The role as the primary knows it: a lagging replica would stretch a revoked grant's
-    life past the membership cache's bound, by however far it lags."""
-    if session.info.get("db_role") != "replica":
-        return await membership_role(session, org_id, user_id)
+    life past the membership cache's bound, by however far it lags. A write reads it in its
+    own transaction; a read opens a primary session only now, on a membership-cache miss."""
+    if write:
+        uow: UnitOfWork = request.state.uow
+        return await membership_role(uow.session, org_id, user_id)
     db: Database = request.state.db
     async with db.reader(prefer_primary=True) as primary:
         return await membership_role(primary, org_id, user_id)
@@ -105,10 +106,7 @@ def authorize(action: str, *, enforces: Collection[str] = ()) -> Any:
     guard = RouteGuard(action, frozenset(enforces))
 
     async def check(
-        org_id: uuid.UUID,
-        request: Request,
-        principal: Principal = Depends(current_principal),
-        session: AsyncSession = Depends(get_session),
+        org_id: uuid.UUID, request: Request, principal: Principal = Depends(current_principal)
     ) -> OrgAccess:
         policy: Policy = request.state.policy
         # Every later log line and the request's span say whose request this is.
@@ -121,7 +119,7 @@ def authorize(action: str, *, enforces: Collection[str] = ()) -> Any:
         cacheable = request.method in SAFE_METHODS
         role = cache.get(org_id, principal.user_id) if cacheable else None
         if role is None:
-            role = await _role_from_primary(request, session, org_id, principal.user_id)
+            role = await _current_role(request, org_id, principal.user_id, write=not cacheable)
             if role is not None and cacheable:
                 cache.put(org_id, principal.user_id, role)
         if role is None:

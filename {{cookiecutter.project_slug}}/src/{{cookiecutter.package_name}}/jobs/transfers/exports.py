@@ -95,7 +95,7 @@ async def export_tasks(env: JobEnv, args: JobArgs) -> int:
         writer = csv.writer(buffer)
         writer.writerow(COLUMNS)
         # A read session: on the replica when there is one (an export may lag by milliseconds).
-        async with env.db.reader() as session:
+        async with env.db.reader(transaction=True) as session:
             result = await session.stream(stmt)
             async for chunk in result.partitions():
                 writer.writerows([_cell(v) for v in row] for row in chunk)

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from {{ cookiecutter.package_name }}.cache import ObjectRef, VersionedCache
 from {{ cookiecutter.package_name }}.cache.backstop import invalidate_on_commit
-from {{ cookiecutter.package_name }}.db.engines import Database
+from {{ cookiecutter.package_name }}.cache.reads import CachedReads
 from {{ cookiecutter.package_name }}.db.unit_of_work import UnitOfWork
 from {{ cookiecutter.package_name }}.resources.projects.repository import ProjectRepository
 from {{ cookiecutter.package_name }}.resources.projects.schemas import ProjectOut
@@ -23,22 +23,14 @@ RESOURCE = "project"
 
 
 async def read_project(
-    session: AsyncSession,
-    db: Database,
-    cache: VersionedCache,
-    org_id: uuid.UUID,
-    project_id: uuid.UUID,
+    reads: CachedReads, org_id: uuid.UUID, project_id: uuid.UUID
 ) -> ProjectOut | None:
     """The project as the API shows it, from the cache or the database."""
-
-    async def load(for_cache: bool) -> ProjectOut | None:
-        if for_cache and session.info.get("db_role") == "replica":
-            # A lagging replica must not seed the cache: the fill reads the primary.
-            async with db.reader(prefer_primary=True) as primary:
-                return await _fetch(primary, org_id, project_id)
-        return await _fetch(session, org_id, project_id)
-
-    return await cache.get_or_load(ObjectRef(org_id, RESOURCE, project_id), ProjectOut, load)
+    return await reads.get_or_load(
+        ObjectRef(org_id, RESOURCE, project_id),
+        ProjectOut,
+        lambda session: _fetch(session, org_id, project_id),
+    )
 
 
 async def _fetch(

@@ -9,8 +9,8 @@ from fastapi import APIRouter, Response, status
 
 from {{ cookiecutter.package_name }}.dependencies import (
     CacheDep,
+    CachedReadsDep,
     CursorsDep,
-    DatabaseDep,
     OutboxDep,
     PageQuery,
     SessionDep,
@@ -66,12 +66,10 @@ async def list_projects(
 async def get_project(
     project_id: uuid.UUID,
     access: Annotated[OrgAccess, authorize("projects:read")],
-    session: SessionDep,
-    db: DatabaseDep,
-    cache: CacheDep,
+    reads: CachedReadsDep,
 ) -> ProjectOut:
     """One project (served from the cache when it holds a current copy)."""
-    project = await read_project(session, db, cache, access.org_id, project_id)
+    project = await read_project(reads, access.org_id, project_id)
     if project is None:
         raise NotFoundError("Project")
     return project

@@ -3,19 +3,49 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, case, func, select
+from pydantic import TypeAdapter
+from sqlalchemy import ColumnElement, Row, Select, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
 from {{ cookiecutter.package_name }}.db.base import utcnow
 from {{ cookiecutter.package_name }}.db.upsert import BatchUpserted, Upserted, excluded, upsert, upsert_many
 from {{ cookiecutter.package_name }}.pagination import PageRequest, keyset, split_page
+from {{ cookiecutter.package_name }}.resources.projects.model import Project
 from {{ cookiecutter.package_name }}.resources.tasks.model import Task, TaskStatus
+from {{ cookiecutter.package_name }}.resources.tasks.schemas import TaskOut
 
 _UPSERT_COLUMNS = ("project_id", "title", "status", "due_date", "assignee_id")
+# Reads select the columns the API shows and validate them straight into TaskOut, with no ORM
+# entities in between (identity map, instrumented attributes): a page of 100 tasks costs less
+# than half of what loading entities and copying them into schemas did (make profile).
+_READ_COLUMNS = (
+    Task.id,
+    Task.title,
+    Task.status,
+    Task.due_date,
+    Task.external_key,
+    Task.assignee_id,
+    Task.completed_at,
+    Task.created_at,
+    Task.updated_at,
+    Project.id.label("project_id"),
+    Project.name.label("project_name"),
+)
+_TASKS_OUT = TypeAdapter(list[TaskOut])
+
+
+def _as_out(rows: Sequence[Row[Any]]) -> list[TaskOut]:
+    items = []
+    for row in rows:
+        item = row._asdict()
+        item["project"] = {"id": item.pop("project_id"), "name": item.pop("project_name")}
+        items.append(item)
+    return _TASKS_OUT.validate_python(items)
 
 
 def _completed_at(now: datetime) -> dict[str, ColumnElement[Any]]:
@@ -32,12 +62,20 @@ class TaskRepository:
         self.org_id = org_id
 
     def _select(self) -> Select[Task]:
-        # The project comes in the same query (a join), so a page of N tasks is one statement.
         return select(Task).options(joinedload(Task.project)).where(Task.org_id == self.org_id)
 
+    def _read(self) -> Select[*tuple[Any, ...]]:
+        # The project comes in the same query (a join), so a page of N tasks is one statement.
+        return select(*_READ_COLUMNS).join(Task.project).where(Task.org_id == self.org_id)
+
     async def get(self, task_id: uuid.UUID) -> Task | None:
-        """The task with its project, if it belongs to this organization."""
+        """The task (an entity to change) with its project, if it belongs to this organization."""
         return await self.session.scalar(self._select().where(Task.id == task_id))
+
+    async def read(self, task_id: uuid.UUID) -> TaskOut | None:
+        """The task as the API shows it, if it belongs to this organization."""
+        rows = (await self.session.execute(self._read().where(Task.id == task_id))).all()
+        return _as_out(rows)[0] if rows else None
 
     async def by_key(self, external_key: str) -> Task | None:
         """The task with this external key in this organization."""
@@ -49,15 +87,15 @@ class TaskRepository:
         *,
         project_id: uuid.UUID | None = None,
         status: TaskStatus | None = None,
-    ) -> tuple[list[Task], bool]:
+    ) -> tuple[list[TaskOut], bool]:
         """One keyset page, newest first, optionally filtered; and whether more follow."""
-        stmt = self._select()
+        stmt = self._read()
         if project_id is not None:
             stmt = stmt.where(Task.project_id == project_id)
         if status is not None:
             stmt = stmt.where(Task.status == status)
         stmt = keyset(stmt, Task.created_at, Task.id, page)
-        return split_page(list(await self.session.scalars(stmt)), page.limit)
+        return split_page(_as_out((await self.session.execute(stmt)).all()), page.limit)
 
     async def add(self, **values: Any) -> Task:
         """Insert a task and return it with its project."""

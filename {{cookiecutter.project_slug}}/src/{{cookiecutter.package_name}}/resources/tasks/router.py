@@ -11,8 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from {{ cookiecutter.package_name }}.db.upsert import Outcome
 from {{ cookiecutter.package_name }}.dependencies import (
     CacheDep,
+    CachedReadsDep,
     CursorsDep,
-    DatabaseDep,
     OutboxDep,
     PageQuery,
     PolicyDep,
@@ -107,22 +107,17 @@ async def list_tasks(
     rows, more = await TaskRepository(session, access.org_id).page(
         request, project_id=project_id, status=status_
     )
-    return Page[TaskOut](
-        items=[TaskOut.model_validate(t) for t in rows],
-        next_cursor=page.next_cursor(cursors, listing, rows, more),
-    )
+    return Page[TaskOut](items=rows, next_cursor=page.next_cursor(cursors, listing, rows, more))
 
 
 @router.get("/{task_id}")
 async def get_task(
     task_id: uuid.UUID,
     access: Annotated[OrgAccess, authorize("tasks:read")],
-    session: SessionDep,
-    db: DatabaseDep,
-    cache: CacheDep,
+    reads: CachedReadsDep,
 ) -> TaskOut:
     """One task (served from the cache when it holds a current copy)."""
-    task = await read_task(session, db, cache, access.org_id, task_id)
+    task = await read_task(reads, access.org_id, task_id)
     if task is None:
         raise NotFoundError("Task")
     return task

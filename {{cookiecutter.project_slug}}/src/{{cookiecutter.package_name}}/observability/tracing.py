@@ -21,9 +21,6 @@ from typing import Any
 from fastapi import FastAPI
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
-from opentelemetry.instrumentation.redis import RedisInstrumentor
-from opentelemetry.instrumentation.sqlalchemy.engine import EngineTracer
 from opentelemetry.metrics import NoOpMeterProvider
 from opentelemetry.propagate import extract, inject
 from opentelemetry.sdk.resources import Resource
@@ -151,6 +148,10 @@ def uninstrument_app(app: FastAPI) -> None:
 
 def instrument_engine(engine: AsyncEngine, provider: TracerProvider) -> None:
     """A span per SQL statement on this engine (its listeners go away with the engine)."""
+    # The instrumentations are imported when tracing is set up, not by `import app` (the httpx
+    # one alone pulls in httpx's command line, click and rich: 0.2 s of a cold start).
+    from opentelemetry.instrumentation.sqlalchemy.engine import EngineTracer
+
     meter = NoOpMeterProvider().get_meter(INSTRUMENTATION_NAME)
     EngineTracer(  # type: ignore[no-untyped-call]  # the instrumentation ships no types here
         provider.get_tracer("opentelemetry.instrumentation.sqlalchemy", __version__),
@@ -161,6 +162,8 @@ def instrument_engine(engine: AsyncEngine, provider: TracerProvider) -> None:
 
 def instrument_redis(client: Any, provider: TracerProvider) -> None:
     """A span per Redis command on this client."""
+    from opentelemetry.instrumentation.redis import RedisInstrumentor
+
     RedisInstrumentor.instrument_client(client, tracer_provider=provider)
 
 
@@ -180,6 +183,8 @@ def instrument_httpx(
         for key in URL_ATTRIBUTES:
             if show_url is not None and key in recorded:
                 span.set_attribute(key, show_url(str(request.url)))
+
+    from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 
     HTTPXClientInstrumentor.instrument_client(
         client,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -263,6 +264,21 @@ def test_explain_budgets_hold_on_a_seeded_database(synced: Baked, fresh_database
     print(checked.stdout)
     assert "OVER BUDGET" not in checked.stdout
     assert "SEQ SCAN" not in checked.stdout
+
+
+@pytest.mark.bake
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="needs wrk (apt-get install wrk)")
+def test_perf_runner_still_runs_every_scenario(synced: Baked) -> None:
+    """`make perf-smoke`: the load runner against this bake on a few thousand tasks (a rot
+    check; figures on a shared CI machine mean nothing, so no budget is judged)."""
+    env = project_env(
+        PERF_DATABASE_URL=f"{PG_PRIMARY}/postgres",
+        PERF_REDIS_URL=f"{REDIS_BASE}/{synced.options.redis_db + 8}",
+    )
+    result = run(["make", "--no-print-directory", "perf-smoke"], synced.path, timeout=900, env=env)
+    print(tail(result.stdout, 30))
+    for scenario in ("GET task, cache hit", "list 100 tasks, deep page", "PUT task by external"):
+        assert scenario in result.stdout
 
 
 @pytest.mark.bake

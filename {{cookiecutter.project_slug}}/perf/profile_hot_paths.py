@@ -47,6 +47,7 @@ class GcClock:
 
     def __init__(self) -> None:
         self.seconds = 0.0
+        self.longest = 0.0
         self.collections = [0, 0, 0]
         self._started = 0.0
 
@@ -54,8 +55,32 @@ class GcClock:
         if phase == "start":
             self._started = time.perf_counter()
         else:
-            self.seconds += time.perf_counter() - self._started
+            pause = time.perf_counter() - self._started
+            self.seconds += pause
+            self.longest = max(self.longest, pause)
             self.collections[info["generation"]] += 1
+
+
+class LoopLag:
+    """The event loop's worst lag: how late a 10 ms sleep wakes up (what every await may wait)."""
+
+    def __init__(self) -> None:
+        self.worst = 0.0
+        self._task: asyncio.Task[None] | None = None
+
+    async def _watch(self) -> None:
+        while True:
+            started = time.perf_counter()
+            await asyncio.sleep(0.01)
+            self.worst = max(self.worst, time.perf_counter() - started - 0.01)
+
+    def __enter__(self) -> LoopLag:
+        self._task = asyncio.get_running_loop().create_task(self._watch())
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._task is not None:
+            self._task.cancel()
 
 
 async def profile(args: argparse.Namespace, database: str, redis_url: str) -> None:
@@ -97,7 +122,8 @@ async def profile(args: argparse.Namespace, database: str, redis_url: str) -> No
             gc.callbacks.append(gc_clock)
             reads = await asyncio.to_thread(cache_reads, base)
             cpu = time.process_time()
-            run = await asyncio.to_thread(wrk, base, paths, args, token=token)
+            with LoopLag() as lag:
+                run = await asyncio.to_thread(wrk, base, paths, args, token=token)
             cpu = time.process_time() - cpu
             gc.callbacks.remove(gc_clock)
             after = await asyncio.to_thread(cache_reads, base)
@@ -106,7 +132,8 @@ async def profile(args: argparse.Namespace, database: str, redis_url: str) -> No
             print(
                 f"    server CPU {cpu / requests * 1e6:.0f} us per request, of which the garbage"
                 f" collector {gc_clock.seconds / requests * 1e6:.0f} us"
-                f" (collections by generation: {gc_clock.collections})"
+                f" (collections by generation: {gc_clock.collections}, longest pause"
+                f" {gc_clock.longest * 1e3:.1f} ms); worst event-loop lag {lag.worst * 1e3:.0f} ms"
             )
             counted = {k: int(after.get(k, 0) - reads.get(k, 0)) for k in after}
             print(f"    task cache reads: {counted or 'none'}")

@@ -710,7 +710,12 @@ def run_rounds(
                 hits = after.get("hit", 0) - before.get("hit", 0)
                 reads = sum(after.values()) - sum(before.values())
                 s.hit_shares.append(hits / reads if reads else 0.0)
-            print(f"  round {round_no + 1}/{args.rounds}: {s.name}: {s.runs[-1].rate:.0f} req/s")
+                counts = ", ".join(f"{k} {after.get(k, 0) - before.get(k, 0):.0f}" for k in after)
+                share = f" (cache reads: {counts})"
+            else:
+                share = ""
+            rate = s.runs[-1].rate
+            print(f"  round {round_no + 1}/{args.rounds}: {s.name}: {rate:.0f} req/s{share}")
     return loadgen
 
 

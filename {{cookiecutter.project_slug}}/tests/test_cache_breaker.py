@@ -45,6 +45,28 @@ def test_opens_after_n_failures_in_a_row_within_the_window() -> None:
     assert changes == [("closed", "open")]
 
 
+def test_a_burst_of_failures_at_one_instant_needs_the_minimum_span_to_open() -> None:
+    # One event-loop stall times out every call in flight at once; a dead Redis keeps failing.
+    clock = Clock()
+    breaker = CircuitBreaker(
+        failure_threshold=3,
+        window_seconds=10,
+        cooldown_seconds=5,
+        min_span_seconds=0.5,
+        clock=clock,
+    )
+    fail(breaker, 30)
+    assert breaker.state is BreakerState.closed
+    breaker.record_success(admit(breaker))  # after the stall, Redis answers again
+    fail(breaker, 2)
+    clock.now += 0.4
+    fail(breaker, 1)
+    assert breaker.state is BreakerState.closed
+    clock.now += 0.1
+    fail(breaker, 1)  # four in a row over 0.5 s
+    assert breaker.state is BreakerState.open
+
+
 def test_a_success_between_failures_starts_the_count_again() -> None:
     # Sporadic timeouts (event-loop lag under load) between answered calls never open it.
     breaker, _clock, _changes = make()

@@ -51,6 +51,7 @@ BREAKER = {
     "cache_breaker_failures": 3,
     "cache_breaker_window_seconds": 60,
     "cache_breaker_cooldown_seconds": COOLDOWN,
+    "cache_breaker_min_span_seconds": 0,  # the manual clock stands still between failures
     "cache_timeout_seconds": 0.1,
 }
 OPEN, CLOSED = 2.0, 0.0

@@ -118,6 +118,9 @@ class Settings(BaseSettings):
     # The breaker opens after this many failed Redis calls in a row within the window...
     cache_breaker_failures: int = Field(default=5, ge=1)
     cache_breaker_window_seconds: float = Field(default=10.0, gt=0)
+    # ...and stretch over at least this long: one event-loop stall times out every call in
+    # flight at once (Redis answered them); a dead Redis keeps failing. 0: N failures suffice.
+    cache_breaker_min_span_seconds: float = Field(default=0.5, ge=0)
     # ...stays open this long, then lets one trial call decide whether to close.
     cache_breaker_cooldown_seconds: float = Field(default=5.0, gt=0)
     # How often each process applies invalidations recorded while Redis was unreachable.

@@ -27,6 +27,7 @@ def build_cache(settings: Settings, schema_version: str) -> VersionedCache:
         failure_threshold=settings.cache_breaker_failures,
         window_seconds=settings.cache_breaker_window_seconds,
         cooldown_seconds=settings.cache_breaker_cooldown_seconds,
+        min_span_seconds=settings.cache_breaker_min_span_seconds,
     )
     return VersionedCache(
         redis,

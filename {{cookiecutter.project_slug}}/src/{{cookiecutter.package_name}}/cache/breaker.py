@@ -1,7 +1,8 @@
 """A circuit breaker for cache calls: N failures in a row open it, one trial closes it.
 
 - closed: calls go through. `failure_threshold` failures in a row, all within
-  `window_seconds`, open the breaker; a success in between starts the count again.
+  `window_seconds` and stretching over at least `min_span_seconds`, open the breaker; a
+  success in between starts the count again.
 - open: `allow()` answers None without any I/O, so a dead or black-holed Redis costs a request
   nothing. After `cooldown_seconds` the next caller becomes the single trial (half-open).
 - half-open: exactly one call is in flight; everyone else is still refused. Its success closes
@@ -16,6 +17,13 @@ Why failures *in a row*: a 50 ms timeout also measures event-loop lag. Under CPU
 a few calls time out although Redis answered; successes between them keep the breaker closed.
 A dead or black-holed Redis fails every call, so it still opens after N calls. The price: a
 Redis that fails one call in two never opens the breaker (each failure costs one timeout).
+
+Why a minimum span: one stall of the event loop (a long request, a full garbage collection)
+times out every call in flight at the same instant, with no success in between, although
+Redis answered each in time; `make perf` saw the breaker open that way under write load and
+then serve the cache's reads from the database for a whole cool-down, on a process already
+short of CPU. A dead or black-holed Redis keeps failing, so it still opens the breaker, at
+most `min_span_seconds` later.
 
 Why not a library: purgatory and aiobreaker both let *every* concurrent caller through while
 half-open (each one then waits for the Redis timeout against a black-holed server), apply a
@@ -62,11 +70,13 @@ class CircuitBreaker:
         failure_threshold: int,
         window_seconds: float,
         cooldown_seconds: float,
+        min_span_seconds: float = 0.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.failure_threshold = failure_threshold
         self.window_seconds = window_seconds
         self.cooldown_seconds = cooldown_seconds
+        self.min_span_seconds = min_span_seconds
         self._listeners: list[StateListener] = []
         self.clock = clock  # replaceable: tests move time by hand
         self._state = BreakerState.closed
@@ -121,7 +131,8 @@ class CircuitBreaker:
         self._failures.append(now)
         while self._failures and now - self._failures[0] > self.window_seconds:
             self._failures.popleft()
-        if len(self._failures) >= self.failure_threshold:
+        spans = now - self._failures[0] >= self.min_span_seconds
+        if len(self._failures) >= self.failure_threshold and spans:
             self._opened_at = now
             self._move(BreakerState.open)
 

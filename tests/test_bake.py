@@ -282,6 +282,21 @@ def test_perf_runner_still_runs_every_scenario(synced: Baked) -> None:
 
 
 @pytest.mark.bake
+def test_job_benchmark_still_runs(synced: Baked) -> None:
+    """`make perf-jobs` on a small load: webhooks, export and the 10,000-line import all run
+    (a rot check: it once imported a test library the project had dropped)."""
+    env = project_env(
+        BENCH_DATABASE_URL=f"{PG_PRIMARY}/postgres",
+        BENCH_REDIS_URL=f"{REDIS_BASE}/{synced.options.redis_db + 4}",  # flushed by the bench
+    )
+    cmd = ["uv", "run", "--locked", "python", "perf/bench_jobs.py", "--deliveries", "50"]
+    result = run([*cmd, "--export-rows", "2000"], synced.path, timeout=600, env=env)
+    print(tail(result.stdout, 10))
+    for figure in ("deliveries/s per worker", "export: 2000 rows", "import (again)"):
+        assert figure in result.stdout
+
+
+@pytest.mark.bake
 def test_generated_test_suite_passes(synced: Baked, pytestconfig: pytest.Config) -> None:
     env = project_env(
         TEST_DATABASE_URL=f"{PG_PRIMARY}/postgres",

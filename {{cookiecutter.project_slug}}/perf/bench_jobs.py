@@ -273,21 +273,16 @@ def main() -> None:
         serve_receiver(args.serve_receiver)
         return
 
+    import psycopg
     from alembic import command
     from alembic.config import Config
-    from pytest_postgresql.janitor import DatabaseJanitor
     from sqlalchemy.engine import make_url
 
     admin = make_url(args.database_url)
     name = f"bench_jobs_{uuid.uuid4().hex[:8]}"
-    janitor = DatabaseJanitor(
-        user=admin.username or "postgres",
-        password=admin.password,
-        host=admin.host or "127.0.0.1",
-        port=admin.port or 5432,
-        dbname=name,
-    )
-    janitor.init()
+    server = admin.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(server, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"'.encode())
     try:
         url = admin.set(drivername="postgresql+asyncpg", database=name).render_as_string(
             hide_password=False
@@ -304,7 +299,8 @@ def main() -> None:
             receiver.terminate()
             receiver.wait(timeout=10)
     finally:
-        janitor.drop()
+        with psycopg.connect(server, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'.encode())
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ from typing import Any
 
 import structlog
 from pydantic import Field, ValidationError, field_validator, model_validator
-from sqlalchemy import exists, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import joinedload
 
 from {{ cookiecutter.package_name }}.cache import VersionedCache, build_cache
@@ -40,8 +40,7 @@ from {{ cookiecutter.package_name }}.jobs.errors import PermanentJobError
 from {{ cookiecutter.package_name }}.jobs.outbox import Outbox
 from {{ cookiecutter.package_name }}.jobs.registry import JobArgs, JobEnv, job
 from {{ cookiecutter.package_name }}.jobs.transfers.model import ImportJob, TransferStatus
-from {{ cookiecutter.package_name }}.jobs.webhooks.events import emit
-from {{ cookiecutter.package_name }}.jobs.webhooks.model import WebhookEndpoint
+from {{ cookiecutter.package_name }}.jobs.webhooks.events import emit, org_endpoints
 from {{ cookiecutter.package_name }}.resources.orgs.model import Membership
 from {{ cookiecutter.package_name }}.resources.tasks.model import Task, TaskStatus
 from {{ cookiecutter.package_name }}.resources.tasks.reads import invalidate_tasks_after_commit
@@ -227,9 +226,8 @@ async def _apply(
             changed[task.id] = "task.updated"
 
         invalidate_tasks_after_commit(uow, cache, org_id, *changed)
-        if changed and await session.scalar(
-            select(exists().where(WebhookEndpoint.org_id == org_id))
-        ):
+        endpoints = await org_endpoints(session, org_id) if changed else []
+        if endpoints:  # one lookup per batch, not one per event
             outbox = Outbox(uow, env.relay)
             tasks = await session.scalars(
                 select(Task)
@@ -238,7 +236,8 @@ async def _apply(
                 .execution_options(populate_existing=True)
             )
             for task in tasks:
-                await emit(outbox, changed[task.id], org_id, TaskOut.model_validate(task))
+                event = TaskOut.model_validate(task)
+                await emit(outbox, changed[task.id], org_id, event, endpoints=endpoints)
         committed = True
     finally:
         await uow.close(commit=committed)

@@ -10,10 +10,12 @@ dedupe by it).
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from pydantic import BaseModel
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from {{ cookiecutter.package_name }}.db.base import new_id, utcnow
 from {{ cookiecutter.package_name }}.jobs.outbox import Outbox
@@ -22,14 +24,26 @@ from {{ cookiecutter.package_name }}.jobs.webhooks.model import WebhookEndpoint
 DELIVER_JOB = "webhooks.deliver"
 
 
+async def org_endpoints(session: AsyncSession, org_id: uuid.UUID) -> list[WebhookEndpoint]:
+    """The organization's webhook endpoints (load once to emit many events in one batch)."""
+    found = await session.scalars(select(WebhookEndpoint).where(WebhookEndpoint.org_id == org_id))
+    return list(found)
+
+
 async def emit(
-    outbox: Outbox, event_type: str, org_id: uuid.UUID, data: BaseModel | dict[str, Any]
+    outbox: Outbox,
+    event_type: str,
+    org_id: uuid.UUID,
+    data: BaseModel | dict[str, Any],
+    endpoints: Sequence[WebhookEndpoint] | None = None,
 ) -> str:
-    """Queue the event for each of the organization's endpoints that wants it; returns its id."""
+    """Queue the event for each of the organization's endpoints that wants it; returns its id.
+
+    `endpoints`: the organization's, from `org_endpoints` in the same transaction, when the
+    caller emits many events at once (an import); otherwise they are looked up here."""
     event_id = new_id()
-    endpoints = await outbox.uow.session.scalars(
-        select(WebhookEndpoint).where(WebhookEndpoint.org_id == org_id)
-    )
+    if endpoints is None:
+        endpoints = await org_endpoints(outbox.uow.session, org_id)
     event: dict[str, Any] | None = None
     for endpoint in endpoints:
         if not endpoint.wants(event_type):

@@ -22,8 +22,9 @@ Why a minimum span: one stall of the event loop (a long request, a full garbage 
 times out every call in flight at the same instant, with no success in between, although
 Redis answered each in time; `make profile` saw the breaker open that way on a healthy Redis
 and then serve the cache's reads from the database for a whole cool-down, on a process already
-short of CPU (the loop lagged up to 214 ms under a list load, the timeout is 250 ms). A dead or black-holed Redis keeps failing, so it still opens the breaker, at
-most `min_span_seconds` later.
+short of CPU (the loop lagged up to 214 ms under a list load, the timeout is 250 ms). A dead
+or black-holed Redis keeps failing, so it still opens the breaker, at most `min_span_seconds`
+later.
 
 Why not a library: purgatory and aiobreaker both let *every* concurrent caller through while
 half-open (each one then waits for the Redis timeout against a black-holed server), apply a

@@ -324,7 +324,10 @@ def worker(
             with contextlib.suppress(asyncio.CancelledError):
                 await worker.async_run()
         finally:
-            await worker.close()
+            # close() gathers the jobs the signal cancelled (arq re-queues them): their
+            # CancelledError is the shutdown asked for, not a failure, so the exit stays 0.
+            with contextlib.suppress(asyncio.CancelledError):
+                await worker.close()
 
     asyncio.run(run())
 

@@ -56,7 +56,9 @@ def test_the_databases_of_an_ended_run_are_dropped(
     run_uid: str, other_run: tuple[str, str]
 ) -> None:
     _, name = other_run
-    assert name in _clean(run_uid)
+    _clean(run_uid)
+    # Gone, whether this clean-up dropped it or another xdist worker's start-up clean-up
+    # got there first (both run drop_stale; the database is stale to every one of them).
     assert not _exists(name)
 
 

@@ -74,6 +74,21 @@ class Api:
         result: dict[str, Any] = response.json()
         return result
 
+    async def webhook(
+        self, org_id: str, user: User, url: str, events: list[str] | None = None
+    ) -> dict[str, Any]:
+        """Register a webhook endpoint (every event unless `events`); returns its JSON, with
+        the secret the service shows only at creation."""
+        body: dict[str, Any] = {"url": url}
+        if events is not None:
+            body["events"] = events
+        response = await self.client.post(
+            f"/orgs/{org_id}/webhooks", json=body, headers=user.headers
+        )
+        assert response.status_code == 201, response.text
+        result: dict[str, Any] = response.json()
+        return result
+
     async def task(self, org_id: str, user: User, body: dict[str, Any]) -> dict[str, Any]:
         """Create a task; returns its JSON."""
         response = await self.client.post(f"/orgs/{org_id}/tasks", json=body, headers=user.headers)

@@ -52,12 +52,7 @@ async def _deliver(database_url: str, url: str, **overrides: Any) -> list[dict[s
         owner = await api.user()
         org = await api.org(owner)
         project = await api.project(org, owner)
-        created = await client.post(
-            f"/orgs/{org}/webhooks",
-            json={"url": url, "events": ["task.created"]},
-            headers=owner.headers,
-        )
-        assert created.status_code == 201, created.text
+        await api.webhook(org, owner, url, ["task.created"])
         await api.task(org, owner, {"project_id": project["id"], "title": "Contract ✓"})
         await JobsRuntime.settle_all()  # the delivery and all its retries
         response = await client.get(f"/orgs/{org}/dead-letters", headers=owner.headers)

@@ -43,12 +43,7 @@ async def test_webhooks_imports_and_exports_work_on_sqlite_in_process(tmp_path: 
             assert report["rejected"] == len(generated.bad_lines)
 
             # Registered after the import, whose rows emit task.created too: one event here.
-            created = await client.post(
-                f"/orgs/{org}/webhooks",
-                json={"url": hook.url, "events": ["task.created"]},
-                headers=owner.headers,
-            )
-            assert created.status_code == 201
+            await api.webhook(org, owner, hook.url, ["task.created"])
             await api.task(org, owner, {"project_id": project, "title": "Ping ✓"})
             await eventually(lambda: _delivered(hook))
             assert [r.headers["x-answered"] for r in hook.received] == ["503", "200"]

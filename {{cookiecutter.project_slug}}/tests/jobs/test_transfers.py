@@ -187,7 +187,7 @@ async def test_an_id_of_no_task_of_the_project_is_rejected_not_created(
 
 
 async def test_an_import_emits_task_events_like_the_api(app_client: httpx.AsyncClient) -> None:
-    _, owner, org, project = await _owner_org_project(app_client)
+    api, owner, org, project = await _owner_org_project(app_client)
     with receiver() as hook:
         put = await app_client.put(
             f"/orgs/{org}/tasks/by-key/K-1",
@@ -195,10 +195,7 @@ async def test_an_import_emits_task_events_like_the_api(app_client: httpx.AsyncC
             headers=owner.headers,
         )
         assert put.status_code == 201
-        created = await app_client.post(
-            f"/orgs/{org}/webhooks", json={"url": hook.url}, headers=owner.headers
-        )
-        assert created.status_code == 201, created.text
+        await api.webhook(org, owner, hook.url)
         data = b"external_key,title\r\nK-1,v2\r\nK-2,new\r\n"
 
         assert (await import_csv(app_client, org, project, owner, data))["updated"] == 1

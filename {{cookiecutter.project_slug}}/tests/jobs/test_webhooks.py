@@ -64,12 +64,7 @@ async def _setup(api: Api, url: str, events: list[str] | None = None) -> tuple[A
     owner = await api.user()
     org = await api.org(owner)
     project = await api.project(org, owner)
-    body: dict[str, Any] = {"url": url}
-    if events is not None:
-        body["events"] = events
-    created = await api.client.post(f"/orgs/{org}/webhooks", json=body, headers=owner.headers)
-    assert created.status_code == 201, created.text
-    secret = created.json()["secret"]
+    secret = (await api.webhook(org, owner, url, events))["secret"]
     return owner, org, project["id"], secret
 
 

@@ -70,12 +70,7 @@ async def _request_a_task(
         owner = await api.user()
         org = await api.org(owner)
         project = await api.project(org, owner)
-        created = await client.post(
-            f"/orgs/{org}/webhooks",
-            json={"url": url, "events": ["task.created"]},
-            headers=owner.headers,
-        )
-        assert created.status_code == 201, created.text
+        await api.webhook(org, owner, url, ["task.created"])
         exporter.clear()
         response = await client.post(
             f"/orgs/{org}/tasks",

@@ -49,6 +49,17 @@ async def cached(database_url: str) -> AsyncIterator[tuple[httpx.AsyncClient, st
         yield client, namespace
 
 
+def _direct_cache(keys: CacheKeys, ttls: dict[str, int] | None = None) -> VersionedCache:
+    """A cache on the test Redis, used directly (no app): a 1 s timeout, a lenient breaker."""
+    return VersionedCache(
+        Redis.from_url(REDIS_URL or ""),
+        keys,
+        CircuitBreaker(failure_threshold=5, window_seconds=10, cooldown_seconds=1),
+        timeout_seconds=1.0,
+        ttls=ttls,
+    )
+
+
 async def _setup(api: Api) -> tuple[User, str, dict[str, object], dict[str, object]]:
     owner = await api.user()
     org = await api.org(owner)
@@ -169,12 +180,7 @@ async def test_an_undecodable_value_is_a_miss_and_is_replaced(
 
 async def test_a_reader_racing_a_writer_cannot_store_a_stale_value(redis: Redis) -> None:
     keys = CacheKeys(f"test-{uuid.uuid4().hex[:8]}", "0001.test")
-    cache = VersionedCache(
-        Redis.from_url(REDIS_URL or ""),
-        keys,
-        CircuitBreaker(failure_threshold=5, window_seconds=10, cooldown_seconds=1),
-        timeout_seconds=1.0,
-    )
+    cache = _direct_cache(keys)
     ref = ObjectRef(uuid.uuid4(), "project", uuid.uuid4())
     old = ProjectOut.model_validate(
         {
@@ -209,13 +215,7 @@ async def test_a_reader_racing_a_writer_cannot_store_a_stale_value(redis: Redis)
 
 async def test_pending_markers_count_the_writes_in_flight(redis: Redis) -> None:
     keys = CacheKeys(f"test-{uuid.uuid4().hex[:8]}", "0001.test")
-    cache = VersionedCache(
-        Redis.from_url(REDIS_URL or ""),
-        keys,
-        CircuitBreaker(failure_threshold=5, window_seconds=10, cooldown_seconds=1),
-        timeout_seconds=1.0,
-        ttls={"project": 300},
-    )
+    cache = _direct_cache(keys, ttls={"project": 300})
     ref = ObjectRef(uuid.uuid4(), "project", uuid.uuid4())
     value = ProjectOut.model_validate(
         {
@@ -276,12 +276,7 @@ async def test_schema_versions_do_not_share_values() -> None:
     calls: list[str] = []
 
     def cache_for(version: str) -> VersionedCache:
-        return VersionedCache(
-            Redis.from_url(REDIS_URL or ""),
-            CacheKeys(namespace, version),
-            CircuitBreaker(failure_threshold=5, window_seconds=10, cooldown_seconds=1),
-            timeout_seconds=1.0,
-        )
+        return _direct_cache(CacheKeys(namespace, version))
 
     old_code, new_code = cache_for("0001.aaaa"), cache_for("0002.bbbb")
 

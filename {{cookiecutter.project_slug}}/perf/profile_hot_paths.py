@@ -29,7 +29,8 @@ from pyinstrument import Profiler
 from run import (
     OWNER,
     PASSWORD,
-    cache_reads,
+    cache_counters,
+    counter_changes,
     delete_namespace,
     free_port,
     perf_org,
@@ -120,13 +121,13 @@ async def profile(args: argparse.Namespace, database: str, redis_url: str) -> No
                 await asyncio.to_thread(prepare)
             gc_clock = GcClock()
             gc.callbacks.append(gc_clock)
-            reads = await asyncio.to_thread(cache_reads, base)
+            counted = await asyncio.to_thread(cache_counters, base)
             cpu = time.process_time()
             with LoopLag() as lag:
                 run = await asyncio.to_thread(wrk, base, paths, args, token=token)
             cpu = time.process_time() - cpu
             gc.callbacks.remove(gc_clock)
-            after = await asyncio.to_thread(cache_reads, base)
+            after = await asyncio.to_thread(cache_counters, base)
             requests = max(1.0, run.rate * args.duration)
             print(f"\n=== {name}: {run.rate:.0f} req/s, p95 {run.p95:.1f} ms, errors {run.errors}")
             print(
@@ -135,8 +136,7 @@ async def profile(args: argparse.Namespace, database: str, redis_url: str) -> No
                 f" (collections by generation: {gc_clock.collections}, longest pause"
                 f" {gc_clock.longest * 1e3:.1f} ms); worst event-loop lag {lag.worst * 1e3:.0f} ms"
             )
-            counted = {k: int(after.get(k, 0) - reads.get(k, 0)) for k in after}
-            print(f"    task cache reads: {counted or 'none'}")
+            print(f"    the cache counted:{counter_changes(counted, after) or ' nothing'}")
             # Then profiled: wrk runs in a thread, the profiler samples this one (the event loop).
             if prepare is not None:
                 await asyncio.to_thread(prepare)

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import httpx
@@ -25,6 +24,7 @@ from {{ cookiecutter.package_name }}.security.tokens import InvalidTokenError, T
 
 from .api import PASSWORD, Api
 from .conftest import REDIS_URL, make_settings, running
+from .local_http import serving
 
 ISSUER, AUDIENCE = "https://idp.example.test/", "acme-api"
 
@@ -160,11 +160,8 @@ def jwks_url() -> Iterator[str]:
         def log_message(self, *args: object) -> None:
             pass
 
-    server = HTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}/.well-known/jwks.json"
-    server.shutdown()
+    with serving(Handler) as base:
+        yield f"{base}/.well-known/jwks.json"
 
 
 async def test_rs256_by_jwks_url(jwks_url: str) -> None:

@@ -16,7 +16,9 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
+from ..local_http import serving
 
 JSON = {"content-type": "application/json"}
 COMPLETION = {
@@ -136,13 +138,6 @@ def _handler(state: StandIn) -> type[BaseHTTPRequestHandler]:
 def serve(path: str = "/v1") -> Iterator[StandIn]:
     """A stand-in on a free 127.0.0.1 port; `url` ends with `path`."""
     state = StandIn()
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
-    httpd.daemon_threads = True
-    state.url = f"http://127.0.0.1:{httpd.server_address[1]}{path}"
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(_handler(state)) as base:
+        state.url = f"{base}{path}"
         yield state
-    finally:
-        httpd.shutdown()
-        httpd.server_close()

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
 
 import psycopg
 import pytest
@@ -41,47 +43,64 @@ def _exists(name: str) -> bool:
     return row is not None
 
 
+@dataclass
+class OtherRun:
+    """Another run, alive while `holder` holds its lock, and one database of it."""
+
+    uid: str
+    name: str
+    holder: psycopg.Connection[Any]
+
+    def end(self) -> None:
+        """The run ends (or is killed): its connection goes, and the lock with it."""
+        self.holder.close()
+
+
 @pytest.fixture
-def other_run() -> Iterator[tuple[str, str]]:
-    """Another run's id and one database of it (nobody connected), dropped if still there."""
+def other_run() -> Iterator[OtherRun]:
+    """Another live run with one database nobody is connected to, dropped if still there.
+
+    The run's lock is taken before its database exists: otherwise a start-up clean-up of
+    another xdist worker of this run could drop the database as stale in between."""
     uid = uuid.uuid4().hex[:10]
     name = f"{PREFIX}{uid}_gw3_empty"
-    with psycopg.connect(_admin_dsn(), autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    yield uid, name
-    drop_database(name)
+    holder = psycopg.connect(_admin_dsn(), autocommit=True)
+    run = OtherRun(uid, name, holder)
+    try:
+        holder.execute("SELECT pg_advisory_lock_shared(%s, %s)", (_RUN_LOCK_CLASS, run_key(uid)))
+        holder.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        yield run
+    finally:
+        run.end()
+        drop_database(name)
 
 
-def test_the_databases_of_an_ended_run_are_dropped(
-    run_uid: str, other_run: tuple[str, str]
-) -> None:
-    _, name = other_run
-    _clean(run_uid)
+def _dropped_once_ended(own_run: str, name: str) -> None:
+    _clean(own_run)
     # Gone, whether this clean-up dropped it or another xdist worker's start-up clean-up
     # got there first (both run drop_stale; the database is stale to every one of them).
     assert not _exists(name)
 
 
-def test_a_live_run_keeps_its_databases_until_it_ends(
-    run_uid: str, other_run: tuple[str, str]
-) -> None:
-    uid, name = other_run
-    with psycopg.connect(_admin_dsn(), autocommit=True) as holder:
-        holder.execute("SELECT pg_advisory_lock_shared(%s, %s)", (_RUN_LOCK_CLASS, run_key(uid)))
-        assert name not in _clean(run_uid)  # nobody is connected to it: the lock protects it
-        assert _exists(name)
-    # The run's connection is gone (it ended, or was killed): the lock went with it.
-    assert name in _clean(run_uid)
+def test_the_databases_of_an_ended_run_are_dropped(run_uid: str, other_run: OtherRun) -> None:
+    other_run.end()
+    _dropped_once_ended(run_uid, other_run.name)
 
 
-def test_a_database_someone_is_connected_to_is_kept(
-    run_uid: str, other_run: tuple[str, str]
-) -> None:
+def test_a_live_run_keeps_its_databases_until_it_ends(run_uid: str, other_run: OtherRun) -> None:
+    assert other_run.name not in _clean(run_uid)  # nobody is connected to it: the lock protects it
+    assert _exists(other_run.name)
+    other_run.end()
+    _dropped_once_ended(run_uid, other_run.name)
+
+
+def test_a_database_someone_is_connected_to_is_kept(run_uid: str, other_run: OtherRun) -> None:
     """A run of an older conftest holds no run lock; its open connections still protect it."""
-    _, name = other_run
-    with psycopg.connect(_admin_dsn(name)):
-        assert name not in _clean(run_uid)
-    assert name in _clean(run_uid)
+    with psycopg.connect(_admin_dsn(other_run.name)):
+        other_run.end()  # no lock from here on: only the connection protects the database
+        assert other_run.name not in _clean(run_uid)
+        assert _exists(other_run.name)
+    _dropped_once_ended(run_uid, other_run.name)
 
 
 def test_this_run_is_alive_to_everyone_else(run_uid: str, database_name: str) -> None:

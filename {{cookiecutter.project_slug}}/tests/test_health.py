@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import gc
+
 import httpx
 import pytest
 
-from {{ cookiecutter.package_name }}.app import create_app
+from {{ cookiecutter.package_name }}.app import YOUNG_GC_THRESHOLD, create_app
 
 from .conftest import REDIS_URL, make_settings, running
 from .tcp_proxy import ThreadedProxy, primary_proxy
@@ -65,3 +67,14 @@ async def test_not_ready_while_the_database_is_unreachable(
     assert response.json()["checks"]["database"].startswith("failed")
     assert live.status_code == 200  # liveness checks nothing: a restart would not help
     assert again.status_code == 200
+
+
+async def test_the_app_tunes_the_collector_while_it_serves_and_restores_it(
+    database_url: str,
+) -> None:
+    before = gc.get_threshold()
+    app = create_app(make_settings(database_url))
+    async with running(app) as client:
+        assert (await client.get("/health/live")).status_code == 200
+        assert gc.get_threshold() == (YOUNG_GC_THRESHOLD, *before[1:])
+    assert gc.get_threshold() == before

@@ -1,10 +1,10 @@
 """Versioned read-through cache of single objects in Redis, behind a circuit breaker.
 
-Reading: one MGET fetches the namespace epoch, the tenant generation, the object version and
-the value. The value is served only when it was written under those same three tokens;
-otherwise the loader reads the database and the value is stored tagged with the tokens read
-*before* the database was — so a reader racing a writer can only store a value that is
-already outdated (and therefore never served).
+Reading: one script call (`_READ_LUA`) fetches the namespace epoch, the tenant generation,
+the object version and the value, creating whichever token is missing. The value is served
+only when it was written under those same three tokens; otherwise the loader reads the
+database and the value is stored tagged with the tokens read *before* the database was — so
+a reader racing a writer can only store a value that is already outdated (never served).
 
 Writing happens around the commit (see backstop.py for the whole protocol): before COMMIT the
 writer replaces the tokens of what it changes by *pending* markers (`~...`, short-lived); no
@@ -24,7 +24,7 @@ epoch would empty the cache of every process whenever one of them lost sight of 
 Why not cashews: its values are pickled (the issue wants orjson; pickle from a shared store
 runs code), its tag invalidation deletes through Redis, which is the very call that may not
 get through, and its suppress mode still waits for the socket timeout on every call. The
-three commands needed here (MGET, SET, SET NX) are redis-py's own.
+commands needed here (GET, SET, two short scripts) are redis-py's own.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ import secrets
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import orjson
 import structlog
@@ -91,6 +91,24 @@ for i, key in ipairs(KEYS) do
   end
 end
 """
+# A read: the three tokens (each created if missing: epoch and generation with ARGV[2] seconds
+# to live, the version with ARGV[3]) and the value, in one round trip. A created token is the
+# call's random seed and the key's position, so it is new and matches no stored value. As one
+# MGET plus, for an object never read, a pipeline of SET NX and MGET, a first read took
+# three round trips instead of two.
+_READ_LUA = """
+local found = {}
+for i = 1, 3 do
+  local token = redis.call('GET', KEYS[i])
+  if not token then
+    token = ARGV[1] .. ':' .. i
+    redis.call('SET', KEYS[i], token, 'EX', i < 3 and ARGV[2] or ARGV[3])
+  end
+  found[i] = token
+end
+found[4] = redis.call('GET', KEYS[4])
+return found
+"""
 _STATE_INDEX = {BreakerState.closed: 0, BreakerState.half_open: 1, BreakerState.open: 2}
 
 
@@ -106,8 +124,8 @@ def _token() -> str:
     return secrets.token_hex(8)
 
 
-def _pending(tags: Iterable[str | None]) -> bool:
-    return any(t is not None and t.startswith(PENDING) for t in tags)
+def _pending(tags: Iterable[str]) -> bool:
+    return any(t.startswith(PENDING) for t in tags)
 
 
 class VersionedCache:
@@ -129,6 +147,7 @@ class VersionedCache:
         self.ttls = dict(ttls or {})
         self.resync_needed = False
         self._tokens_script = redis.register_script(_TOKENS_LUA) if redis is not None else None
+        self._read_script = redis.register_script(_READ_LUA) if redis is not None else None
         breaker.subscribe(self._breaker_changed)
         CACHE_BREAKER_STATE.set(_STATE_INDEX[breaker.state])
 
@@ -157,30 +176,21 @@ class VersionedCache:
             self.keys.version(ref),
             self.keys.value(ref),
         ]
+        ttl = self.ttls.get(ref.resource, DEFAULT_TTL_SECONDS)
         try:
-            found: list[bytes | None] = await self._call(lambda r: r.mget(names))
+            tags, raw = await self._call(lambda r: self._read(r, names, ttl))
         except CacheUnavailable as exc:
             CACHE_REQUESTS.labels(ref.resource, "error" if exc.attempted else "bypass").inc()
             return await load(False)
-        tags = [t.decode() if t is not None else None for t in found[:3]]
         if _pending(tags):  # a write is committing: read around the cache, fill nothing
             CACHE_REQUESTS.labels(ref.resource, "bypass").inc()
             return await load(False)
-        raw = found[3]
-        if raw is not None and None not in tags:
+        if raw is not None:
             hit = await self._decode(raw, tags, model, names[3])
             if hit is not None:
                 CACHE_REQUESTS.labels(ref.resource, "hit").inc()
                 return hit
         CACHE_REQUESTS.labels(ref.resource, "miss").inc()
-        ttl = self.ttls.get(ref.resource, DEFAULT_TTL_SECONDS)
-        if None in tags:
-            try:
-                tags = await self._call(lambda r: self._create_tokens(r, names[:3], ttl))
-            except CacheUnavailable:
-                return await load(False)
-            if _pending(tags):
-                return await load(False)
         value = await load(True)
         if value is not None and not self.resync_needed:
             blob = orjson.dumps([*tags, value.model_dump(mode="json")])
@@ -189,9 +199,7 @@ class VersionedCache:
                 await self._call(lambda r: r.set(names[3], blob, ex=ttl))
         return value
 
-    async def _decode(
-        self, raw: bytes, tags: list[str | None], model: type[M], key: str
-    ) -> M | None:
+    async def _decode(self, raw: bytes, tags: list[str], model: type[M], key: str) -> M | None:
         """The value if it carries these tags; None if outdated; undecodable ones are dropped."""
         try:
             stored = orjson.loads(raw)
@@ -207,15 +215,15 @@ class VersionedCache:
                 await self._call(lambda r: r.delete(key))
             return None
 
-    async def _create_tokens(self, redis: Redis, names: list[str], ttl: int) -> list[str | None]:
-        """Create the missing epoch/generation/version tokens (NX) and read all three back."""
-        pipe = redis.pipeline(transaction=False)
-        pipe.set(names[0], _token(), nx=True, ex=TOKEN_TTL_SECONDS)
-        pipe.set(names[1], _token(), nx=True, ex=TOKEN_TTL_SECONDS)
-        pipe.set(names[2], _token(), nx=True, ex=ttl)
-        pipe.mget(names)
-        results: list[Any] = await pipe.execute()
-        return [t.decode() if t is not None else None for t in results[-1]]
+    async def _read(
+        self, redis: Redis, names: list[str], ttl: int
+    ) -> tuple[list[str], bytes | None]:
+        """The three tokens (missing ones created) and the value: `_READ_LUA`, one round trip."""
+        script = self._read_script
+        if script is None:  # only without Redis, which get_or_load never calls this with
+            raise CacheUnavailable(attempted=False)
+        found = await script(keys=names, args=[_token(), TOKEN_TTL_SECONDS, ttl], client=redis)
+        return [t.decode() for t in found[:3]], found[3]
 
     # -- invalidation -------------------------------------------------------------------------
 

@@ -16,7 +16,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from itsdangerous import BadSignature, URLSafeSerializer
 from pydantic import BaseModel
-from sqlalchemy import Select, tuple_
+from sqlalchemy import Integer, Select, bindparam, tuple_
 from sqlalchemy.orm import InstrumentedAttribute
 
 from {{ cookiecutter.package_name }}.errors import ProblemError
@@ -114,12 +114,28 @@ def keyset(
     stmt: Select[Any],
     created_at: InstrumentedAttribute[datetime],
     id_: InstrumentedAttribute[uuid.UUID],
-    page: PageRequest,
+    *,
+    after: bool,
 ) -> Select[Any]:
-    """Restrict `stmt` to one page, newest first; fetches one extra row to know if more follow."""
+    """Restrict `stmt` to one page, newest first; fetches one extra row to know if more follow.
+
+    The position and the size are bound parameters, given by `keyset_params(page)`, so a
+    listing can build its statement once per shape (first page or later, which filters)."""
+    if after:
+        position = tuple_(
+            bindparam("after_created_at", type_=created_at.type),
+            bindparam("after_id", type_=id_.type),
+        )
+        stmt = stmt.where(tuple_(created_at, id_) < position)
+    return stmt.order_by(created_at.desc(), id_.desc()).limit(bindparam("limit", type_=Integer))
+
+
+def keyset_params(page: PageRequest) -> dict[str, Any]:
+    """The bound parameters of a `keyset` statement for this page."""
+    params: dict[str, Any] = {"limit": page.limit + 1}
     if page.after is not None:
-        stmt = stmt.where(tuple_(created_at, id_) < tuple_(page.after.created_at, page.after.id))
-    return stmt.order_by(created_at.desc(), id_.desc()).limit(page.limit + 1)
+        params |= {"after_created_at": page.after.created_at, "after_id": page.after.id}
+    return params
 
 
 def split_page(rows: list[T], limit: int) -> tuple[list[T], bool]:

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from {{ cookiecutter.package_name }}.pagination import PageRequest, keyset, split_page
+from {{ cookiecutter.package_name }}.pagination import PageRequest, keyset, keyset_params, split_page
 from {{ cookiecutter.package_name }}.resources.projects.model import Project
 
 
@@ -31,9 +31,9 @@ class ProjectRepository:
             select(Project).where(Project.org_id == self.org_id),
             Project.created_at,
             Project.id,
-            page,
+            after=page.after is not None,
         )
-        return split_page(list(await self.session.scalars(stmt)), page.limit)
+        return split_page(list(await self.session.scalars(stmt, keyset_params(page))), page.limit)
 
     async def add(self, **values: Any) -> Project:
         """Insert a project."""

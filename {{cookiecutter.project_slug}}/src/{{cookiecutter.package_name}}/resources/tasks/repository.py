@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
@@ -14,7 +15,7 @@ from sqlalchemy.orm import joinedload
 
 from {{ cookiecutter.package_name }}.db.base import utcnow
 from {{ cookiecutter.package_name }}.db.upsert import BatchUpserted, Upserted, excluded, upsert, upsert_many
-from {{ cookiecutter.package_name }}.pagination import PageRequest, keyset, split_page
+from {{ cookiecutter.package_name }}.pagination import PageRequest, keyset, keyset_params, split_page
 from {{ cookiecutter.package_name }}.resources.projects.model import Project
 from {{ cookiecutter.package_name }}.resources.tasks.model import Task, TaskStatus
 from {{ cookiecutter.package_name }}.resources.tasks.schemas import TaskOut
@@ -39,11 +40,23 @@ _READ_COLUMNS = (
 _TASKS_OUT = TypeAdapter(list[TaskOut])
 # The read of one task (a cache miss), built once with bound parameters: building the select
 # and computing its cache key anew took about 80 us of each miss; this object keeps its key.
-_READ_ONE: Select[*tuple[Any, ...]] = (
-    select(*_READ_COLUMNS)
-    .join(Task.project)
-    .where(Task.org_id == bindparam("org_id"), Task.id == bindparam("task_id"))
+# The project comes in the same query (a join), so a page of N tasks is one statement.
+_READ: Select[*tuple[Any, ...]] = select(*_READ_COLUMNS).join(Task.project)
+_READ_ONE: Select[*tuple[Any, ...]] = _READ.where(
+    Task.org_id == bindparam("org_id"), Task.id == bindparam("task_id")
 )
+
+
+@functools.cache
+def _page_select(*, after: bool, project: bool, status: bool) -> Select[*tuple[Any, ...]]:
+    """A page's select for one shape (first page or later, which filters), built once with
+    bound parameters: built per request with its cache key, it took 90-130 us of each page."""
+    stmt = _READ.where(Task.org_id == bindparam("org_id"))
+    if project:
+        stmt = stmt.where(Task.project_id == bindparam("project_id"))
+    if status:
+        stmt = stmt.where(Task.status == bindparam("status"))
+    return keyset(stmt, Task.created_at, Task.id, after=after)
 
 
 def _as_out(rows: Sequence[Row[Any]]) -> list[TaskOut]:
@@ -72,10 +85,6 @@ class TaskRepository:
 
     def _select(self) -> Select[Task]:
         return select(Task).options(joinedload(Task.project)).where(Task.org_id == self.org_id)
-
-    def _read(self) -> Select[*tuple[Any, ...]]:
-        # The project comes in the same query (a join), so a page of N tasks is one statement.
-        return select(*_READ_COLUMNS).join(Task.project).where(Task.org_id == self.org_id)
 
     async def _rows(
         self, stmt: Select[*tuple[Any, ...]], params: dict[str, Any] | None = None
@@ -109,13 +118,12 @@ class TaskRepository:
         status: TaskStatus | None = None,
     ) -> tuple[list[TaskOut], bool]:
         """One keyset page, newest first, optionally filtered; and whether more follow."""
-        stmt = self._read()
-        if project_id is not None:
-            stmt = stmt.where(Task.project_id == project_id)
-        if status is not None:
-            stmt = stmt.where(Task.status == status)
-        stmt = keyset(stmt, Task.created_at, Task.id, page)
-        return split_page(_as_out(await self._rows(stmt)), page.limit)
+        stmt = _page_select(
+            after=page.after is not None, project=project_id is not None, status=status is not None
+        )
+        params = {"org_id": self.org_id, "project_id": project_id, "status": status}
+        rows = await self._rows(stmt, params | keyset_params(page))
+        return split_page(_as_out(rows), page.limit)
 
     async def add(self, **values: Any) -> Task:
         """Insert a task and return it with its project."""

@@ -297,6 +297,19 @@ def test_job_benchmark_still_runs(synced: Baked) -> None:
 
 
 @pytest.mark.bake
+def test_cache_benchmark_still_runs(synced: Baked) -> None:
+    """`make perf-cache` on a small load: every scenario runs and the black-holed Redis opens
+    the breaker (a rot check: a fixed ten requests stopped opening it once the breaker wanted
+    its failures to span half a second)."""
+    env = project_env(TEST_DATABASE_URL=f"{PG_PRIMARY}/postgres")
+    cmd = ["uv", "run", "--locked", "python", "perf/bench_cache.py", "--tasks", "40"]
+    result = run([*cmd, "--rounds", "1"], synced.path, timeout=600, env=env)
+    print(tail(result.stdout, 10))
+    for figure in ("cache hit", "Redis unreachable, breaker open", "tripping the breaker took"):
+        assert figure in result.stdout
+
+
+@pytest.mark.bake
 def test_generated_test_suite_passes(synced: Baked, pytestconfig: pytest.Config) -> None:
     env = project_env(
         TEST_DATABASE_URL=f"{PG_PRIMARY}/postgres",

@@ -98,8 +98,8 @@ async def trip_breaker(
     """Sequential reads until the breaker reports open, at most `limit` (then exit 1).
 
     As many as it takes: the failures must come in a row *and* stretch over the breaker's
-    minimum span (CACHE_BREAKER_MIN_SPAN_SECONDS), so a fixed count of requests that each time
-    out quickly may not be enough."""
+    minimum span ({{ cookiecutter.package_name|upper }}_CACHE_BREAKER_MIN_SPAN_SECONDS), so a fixed
+    count of requests that each time out quickly may not be enough."""
     latencies: list[float] = []
     failures = 0
     started = time.perf_counter()

@@ -19,7 +19,7 @@ from redis.asyncio import Redis
 
 from {{ cookiecutter.package_name }}.cache import CacheKeys, CircuitBreaker, ObjectRef, VersionedCache
 from {{ cookiecutter.package_name }}.cache.schema_version import alembic_head, schema_version
-from {{ cookiecutter.package_name }}.cache.store import PENDING_TTL_SECONDS
+from {{ cookiecutter.package_name }}.cache.store import PENDING_TTL_SECONDS, TOKEN_TTL_SECONDS
 from {{ cookiecutter.package_name }}.resources.projects.schemas import ProjectOut
 from {{ cookiecutter.package_name }}.resources.tasks.schemas import TaskOut
 
@@ -238,6 +238,11 @@ async def test_pending_markers_count_the_writes_in_flight(redis: Redis) -> None:
     try:
         await cache.get_or_load(ref, ProjectOut, load)
         assert fills == [True]
+        # The first read created the tokens: epoch and generation for a day, the version for
+        # the resource's TTL (300 s here).
+        assert 300 < await redis.ttl(keys.epoch()) <= TOKEN_TTL_SECONDS
+        assert 300 < await redis.ttl(keys.generation(ref.org_id)) <= TOKEN_TTL_SECONDS
+        assert 0 < await redis.ttl(keys.version(ref)) <= 300
         marked_at = time.monotonic()
         assert await cache.mark_pending([ref])  # two writers commit the same object
         assert await cache.mark_pending([ref])

@@ -6,6 +6,7 @@ Runs are told apart by a shared advisory lock each live run holds (conftest.run_
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -53,7 +54,21 @@ class OtherRun:
 
     def end(self) -> None:
         """The run ends (or is killed): its connection goes, and the lock with it."""
-        self.holder.close()
+        _close_and_wait(self.holder)
+
+
+def _close_and_wait(conn: psycopg.Connection[Any]) -> None:
+    """Close `conn` and wait until its server process has exited: close() returns before, and
+    only the exit releases its advisory locks and takes it out of pg_stat_activity."""
+    if conn.closed:
+        return
+    pid = conn.info.backend_pid
+    conn.close()
+    deadline = time.monotonic() + 10
+    with psycopg.connect(_admin_dsn(), autocommit=True) as admin:
+        while admin.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone():
+            assert time.monotonic() < deadline, f"backend {pid} still alive 10 s after close"
+            time.sleep(0.01)
 
 
 @pytest.fixture
@@ -96,10 +111,13 @@ def test_a_live_run_keeps_its_databases_until_it_ends(run_uid: str, other_run: O
 
 def test_a_database_someone_is_connected_to_is_kept(run_uid: str, other_run: OtherRun) -> None:
     """A run of an older conftest holds no run lock; its open connections still protect it."""
-    with psycopg.connect(_admin_dsn(other_run.name)):
+    connected = psycopg.connect(_admin_dsn(other_run.name))
+    try:
         other_run.end()  # no lock from here on: only the connection protects the database
         assert other_run.name not in _clean(run_uid)
         assert _exists(other_run.name)
+    finally:
+        _close_and_wait(connected)
     _dropped_once_ended(run_uid, other_run.name)
 
 

@@ -120,8 +120,10 @@ def create_app(
         # of 100 tasks allocates thousands of objects, so at 700 the collector ran several times
         # per page, each time traversing (and promoting) the page still being built. Spread
         # over several requests, most of what it finds is already freed by reference counting.
+        # An operator's own choice (collection off, or a higher threshold) is left alone.
         thresholds = gc.get_threshold()
-        gc.set_threshold(YOUNG_GC_THRESHOLD, *thresholds[1:])
+        if 0 < thresholds[0] < YOUNG_GC_THRESHOLD:
+            gc.set_threshold(YOUNG_GC_THRESHOLD, *thresholds[1:])
         try:
             yield {
                 "settings": settings,

@@ -93,9 +93,9 @@ end
 """
 # A read: the three tokens (each created if missing: epoch and generation with ARGV[2] seconds
 # to live, the version with ARGV[3]) and the value, in one round trip. A created token is the
-# call's random seed and the key's position, so it is new and matches no stored value. As one
-# MGET plus, for an object never read, a pipeline of SET NX and MGET, a first read took
-# three round trips instead of two.
+# call's random seed and the key's position, so it is new and matches no stored value. As an
+# MGET plus, for an object never read, a pipeline of SET NX and MGET, a first read took two
+# round trips before the fill instead of one.
 _READ_LUA = """
 local found = {}
 for i = 1, 3 do

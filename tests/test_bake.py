@@ -266,6 +266,26 @@ def test_explain_budgets_hold_on_a_seeded_database(synced: Baked, fresh_database
     assert "SEQ SCAN" not in checked.stdout
 
 
+_PYTHON = ["uv", "run", "--locked", "python"]
+
+
+def _benchmark_prints(
+    synced: Baked,
+    cmd: list[str],
+    env: dict[str, str],
+    figures: tuple[str, ...],
+    *,
+    timeout: float = 600,
+    shown: int = 10,
+) -> None:
+    """Run one of the bake's benchmarks (a rot check: its figures mean nothing on a shared
+    machine) and require every one of `figures` in what it printed."""
+    result = run(cmd, synced.path, timeout=timeout, env=env)
+    print(tail(result.stdout, shown))
+    for figure in figures:
+        assert figure in result.stdout
+
+
 @pytest.mark.bake
 @pytest.mark.skipif(shutil.which("wrk") is None, reason="needs wrk (apt-get install wrk)")
 def test_perf_runner_still_runs_every_scenario(synced: Baked) -> None:
@@ -275,10 +295,14 @@ def test_perf_runner_still_runs_every_scenario(synced: Baked) -> None:
         PERF_DATABASE_URL=f"{PG_PRIMARY}/postgres",
         PERF_REDIS_URL=f"{REDIS_BASE}/{synced.options.redis_db + 8}",
     )
-    result = run(["make", "--no-print-directory", "perf-smoke"], synced.path, timeout=900, env=env)
-    print(tail(result.stdout, 30))
-    for scenario in ("GET task, cache hit", "list 100 tasks, deep page", "PUT task by external"):
-        assert scenario in result.stdout
+    _benchmark_prints(
+        synced,
+        ["make", "--no-print-directory", "perf-smoke"],
+        env,
+        ("GET task, cache hit", "list 100 tasks, deep page", "PUT task by external"),
+        timeout=900,
+        shown=30,
+    )
 
 
 @pytest.mark.bake
@@ -289,11 +313,12 @@ def test_job_benchmark_still_runs(synced: Baked) -> None:
         BENCH_DATABASE_URL=f"{PG_PRIMARY}/postgres",
         BENCH_REDIS_URL=f"{REDIS_BASE}/{synced.options.redis_db + 4}",  # flushed by the bench
     )
-    cmd = ["uv", "run", "--locked", "python", "perf/bench_jobs.py", "--deliveries", "50"]
-    result = run([*cmd, "--export-rows", "2000"], synced.path, timeout=600, env=env)
-    print(tail(result.stdout, 10))
-    for figure in ("deliveries/s per worker", "export: 2000 rows", "import (again)"):
-        assert figure in result.stdout
+    _benchmark_prints(
+        synced,
+        [*_PYTHON, "perf/bench_jobs.py", "--deliveries", "50", "--export-rows", "2000"],
+        env,
+        ("deliveries/s per worker", "export: 2000 rows", "import (again)"),
+    )
 
 
 @pytest.mark.bake
@@ -301,12 +326,12 @@ def test_cache_benchmark_still_runs(synced: Baked) -> None:
     """`make perf-cache` on a small load: every scenario runs and the black-holed Redis opens
     the breaker (a rot check: a fixed ten requests stopped opening it once the breaker wanted
     its failures to span half a second)."""
-    env = project_env(TEST_DATABASE_URL=f"{PG_PRIMARY}/postgres")
-    cmd = ["uv", "run", "--locked", "python", "perf/bench_cache.py", "--tasks", "40"]
-    result = run([*cmd, "--rounds", "1"], synced.path, timeout=600, env=env)
-    print(tail(result.stdout, 10))
-    for figure in ("cache hit", "Redis unreachable, breaker open", "tripping the breaker took"):
-        assert figure in result.stdout
+    _benchmark_prints(
+        synced,
+        [*_PYTHON, "perf/bench_cache.py", "--tasks", "40", "--rounds", "1"],
+        project_env(TEST_DATABASE_URL=f"{PG_PRIMARY}/postgres"),
+        ("cache hit", "Redis unreachable, breaker open", "tripping the breaker took"),
+    )
 
 
 @pytest.mark.bake

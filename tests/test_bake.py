@@ -289,8 +289,9 @@ def _benchmark_prints(
 @pytest.mark.bake
 @pytest.mark.skipif(shutil.which("wrk") is None, reason="needs wrk (apt-get install wrk)")
 def test_perf_runner_still_runs_every_scenario(synced: Baked) -> None:
-    """`make perf-smoke`: the load runner against this bake on a few thousand tasks (a rot
-    check; figures on a shared CI machine mean nothing, so no budget is judged)."""
+    """`make perf-smoke`: the load runner against this bake on a few thousand tasks, the FastAPI
+    floor included (a rot check; figures on a shared CI machine mean nothing, so no budget is
+    judged)."""
     env = project_env(
         PERF_DATABASE_URL=f"{PG_PRIMARY}/postgres",
         PERF_REDIS_URL=f"{REDIS_BASE}/{synced.options.redis_db + 8}",
@@ -299,7 +300,13 @@ def test_perf_runner_still_runs_every_scenario(synced: Baked) -> None:
         synced,
         ["make", "--no-print-directory", "perf-smoke"],
         env,
-        ("GET task, cache hit", "list 100 tasks, deep page", "PUT task by external"),
+        (
+            "GET task, cache hit",
+            "list 100 tasks, deep page",
+            "PUT task by external",
+            "FastAPI floor /cached/items/{id}, hit",
+            "list 100 tasks, first page: floor ",
+        ),
         timeout=900,
         shown=30,
     )

@@ -45,7 +45,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -93,6 +93,7 @@ class Scenario:
     paths: list[str]
     bare: list[str] | None = None
     bare_name: str = ""
+    floor: list[str] | None = None  # the bare app's paths on the FastAPI floor (perf/floor_app.py)
     server: str = "ours"  # or "nocache"
     method: str = "GET"
     body: str | None = None
@@ -101,6 +102,7 @@ class Scenario:
     cached: bool = False  # count the cache hits of its runs (/metrics)
     runs: list[Run] = field(default_factory=list)
     bare_runs: list[Run] = field(default_factory=list)
+    floor_runs: list[Run] = field(default_factory=list)
     hit_shares: list[float] = field(default_factory=list)
 
 
@@ -541,7 +543,8 @@ def main() -> int:
     budgets = yaml.safe_load(args.budgets.read_text())
     goals_missed = unmet_goals(rows, facts, budgets["perf"], budgets.get("perf_goals", {}))
     misses = judge(rows, facts, budgets["perf"])
-    print_report(args, rows, facts, misses, goals_missed)
+    goal_ratios = budgets.get("perf_goals", {}).get("min_ratio", {})
+    print_report(args, rows, facts, misses, goals_missed, goal_ratios)
     if args.smoke:
         # A smoke run proves every scenario still runs; its figures mean nothing.
         broken = [m for m in misses if m.startswith(("errors", "not measured"))]
@@ -605,15 +608,20 @@ def start_servers(
         *(sys.executable, "-m", "uvicorn", baseline.app, "--app-dir", str(baseline.app_dir)),
         *("--no-access-log", "--log-level", "warning"),
     ]
+    floor_cmd = [
+        *(sys.executable, "-m", "uvicorn", "floor_app:app", "--app-dir", str(PERF)),
+        *("--no-access-log", "--log-level", "warning"),
+    ]
     bare_env = {**os.environ, "PG_DSN": database, "REDIS_URL": redis_url}
     servers = {
         "ours": Server("ours", serve, ours_env, logs),
         "nocache": Server("nocache", serve, nocache_env, logs),
         "bare": Server("bare", bare_cmd, bare_env, logs),
+        "floor": Server("floor", floor_cmd, bare_env, logs),
     }
     try:
         for name, server in servers.items():
-            server.wait_ready("/ping" if name == "bare" else "/health/live")
+            server.wait_ready("/ping" if name in ("bare", "floor") else "/health/live")
     except BaseException:
         for server in servers.values():  # none may outlive a failed start
             server.stop()
@@ -655,6 +663,7 @@ def build_scenarios(
     hits, bare_hits = ids[:hit_set], bare_ids[:hit_set]
     hit_paths = [f"{tasks}/{i}" for i in hits]
     bare_hit_paths = [f"/cached/items/{n}" for n in bare_hits]
+    floor = f"/orgs/{org_id}"  # the floor's routes have our shape: the organization in the path
     cursor = CursorCodec(SECRET).encode(f"tasks:{org_id}:*:*", Position(deep[0], deep[1]))
     body = json.dumps({"project_id": str(project_id), "title": "perf COUNTER"})
     # Half the PUTs replace a seeded task (an update), half create one (an insert).
@@ -676,7 +685,7 @@ def build_scenarios(
         # Fresh values: ones filled by an earlier scenario would expire (TTL) during the run.
         delete_namespace(redis_url)
         warm_until_cached(servers["ours"].url, hit_paths, token)
-        warm(servers["bare"].url, bare_hit_paths)
+        warm(servers["bare"].url, bare_hit_paths)  # the floor reads the same keys
 
     return [
         Scenario(
@@ -685,6 +694,7 @@ def build_scenarios(
             hit_paths,
             bare_hit_paths,
             "/cached/items/{id}, hit",
+            floor=[floor + p for p in bare_hit_paths],
             prepare=prepare_hits,
             cached=True,
         ),
@@ -694,6 +704,7 @@ def build_scenarios(
             by_id,
             bare_by_id,
             "/items/{id}",
+            floor=[floor + p for p in bare_by_id],
             prepare=lambda: delete_namespace(redis_url),
             cached=True,
         ),
@@ -704,6 +715,7 @@ def build_scenarios(
             [f"{tasks}?limit=100"],
             ["/items?after=0&limit=100"],
             "/items?after=0&limit=100",
+            floor=[floor + "/items?after=0&limit=100"],
         ),
         Scenario(
             "list 100 tasks, deep page",
@@ -711,6 +723,7 @@ def build_scenarios(
             [f"{tasks}?limit=100&cursor={cursor}"],
             [f"/items?after={depth}&limit=100"],
             f"/items?after={depth}&limit=100",
+            floor=[f"{floor}/items?after={depth}&limit=100"],
         ),
         Scenario(
             "POST task, Idempotency-Key",
@@ -736,7 +749,8 @@ def run_rounds(
     servers: dict[str, Server],
     token: str,
 ) -> list[Run]:
-    """Every round: the load-generator check, then each pair, in alternating order."""
+    """Every round: the load-generator check, then each scenario's servers in turn (ours, the
+    bare app, the FastAPI floor), each round in another order."""
     loadgen: list[Run] = []
     for round_no in range(args.rounds):
         loadgen.append(servers["bare"].measure(["/ping"], args))
@@ -754,7 +768,13 @@ def run_rounds(
                 if s.bare is not None:
                     s.bare_runs.append(servers["bare"].measure(s.bare, args))
 
-            for step in (mine, theirs) if (round_no + n) % 2 else (theirs, mine):
+            def floors(s: Scenario = s) -> None:
+                if s.floor is not None:  # with our token: it sends the same headers as ours
+                    s.floor_runs.append(servers["floor"].measure(s.floor, args, token=token))
+
+            steps = [mine, theirs, floors]
+            turn = (round_no + n) % len(steps)
+            for step in steps[turn:] + steps[:turn]:
                 step()
             changes = ""
             if counted is not None:
@@ -771,7 +791,8 @@ def run_rounds(
 
 
 def table_rows(scenarios: list[Scenario]) -> list[Row]:
-    """One row per scenario (ratio: median of the rounds' ratios), its bare pair below it."""
+    """One row per scenario (ratio: median of the rounds' ratios), its bare pair below it,
+    then the FastAPI floor's row (its ratio to the same bare runs)."""
     rows: list[Row] = []
     for s in scenarios:
         if not s.runs:
@@ -783,7 +804,29 @@ def table_rows(scenarios: list[Scenario]) -> list[Row]:
                 m.rate / b.rate for m, b in zip(s.runs, s.bare_runs, strict=True)
             )
             rows.append(Row.of(f"  bare {s.bare_name}", None, s.bare_runs))
+        if s.floor_runs and s.bare_runs:
+            floor = Row.of(f"  FastAPI floor {s.bare_name}", None, s.floor_runs)
+            floor.ratio = statistics.median(
+                f.rate / b.rate for f, b in zip(s.floor_runs, s.bare_runs, strict=True)
+            )
+            rows.append(floor)
     return rows
+
+
+def floor_ratios(rows: list[Row]) -> dict[str, tuple[float, float]]:
+    """Scenario -> (its ratio to the bare app, the FastAPI floor's ratio to the bare app)."""
+    found: dict[str, tuple[float, float]] = {}
+    scenario: Row | None = None
+    for row in rows:
+        if row.group is not None:
+            scenario = row
+            continue
+        if scenario is None or not row.scenario.startswith("  FastAPI floor"):
+            continue
+        ours, floor = scenario.ratio, row.ratio
+        if ours is not None and floor is not None:
+            found[scenario.scenario] = (ours, floor)
+    return found
 
 
 # -- verdict ----------------------------------------------------------------------------------
@@ -825,7 +868,7 @@ def judge(rows: list[Row], facts: Facts, budgets: dict[str, Any]) -> list[str]:
             deep, f"deep page p95 {deep.p95:.1f} ms > {factor}x the first page's {first.p95:.1f} ms"
         )
     for server, (peak, after) in facts.memory.items():
-        if server == "bare":
+        if server in ("bare", "floor"):  # not ours: references
             continue
         if peak > budgets["max_peak_rss_mib"]:
             miss(None, f"{server}: peak memory {peak:.0f} MiB > {budgets['max_peak_rss_mib']} MiB")
@@ -889,7 +932,9 @@ def print_report(
     facts: Facts,
     misses: list[str],
     goals_missed: Sequence[str] = (),
+    goal_ratios: Mapping[str, float] | None = None,
 ) -> None:
+    goal_ratios = goal_ratios or {}
     print(
         f"\n{args.tasks} tasks, {args.rounds} round(s) of {args.duration} s per scenario,"
         f" wrk -t{args.threads} -c{args.connections}, {os.cpu_count()} CPUs; medians"
@@ -921,6 +966,22 @@ def print_report(
     if facts.seed_s_per_million is not None:
         print(f"seed: {facts.seed_s_per_million:.1f} s per million tasks")
     print()
+    floors = floor_ratios(rows)
+    if floors:
+        print(
+            "FastAPI floor (perf/floor_app.py): the bare app's queries behind FastAPI's routing,"
+            " three dependencies\nthat do no work and no response model, the most a FastAPI"
+            " service with injected auth reaches here:"
+        )
+        for name, (ours, floor) in floors.items():
+            goal = goal_ratios.get(name)
+            print(
+                f"  {name}: floor {floor:.2f}x the bare app, ours {ours:.2f}x ({ours / floor:.0%}"
+                " of the floor)"
+                + (f"; goal {goal}x" if goal is not None else "")
+                + (": above the floor" if goal is not None and goal > floor else "")
+            )
+        print()
     for text in misses:
         print("MISSED:", text)
     for text in goals_missed:

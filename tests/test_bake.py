@@ -313,6 +313,18 @@ def test_perf_runner_still_runs_every_scenario(synced: Baked) -> None:
 
 
 @pytest.mark.bake
+def test_read_layers_benchmark_still_runs(synced: Baked) -> None:
+    """`make perf-layers` on a few thousand tasks: each layer of a task read is timed (a rot
+    check: it reaches into the repository's prebuilt statements, which may be renamed)."""
+    _benchmark_prints(
+        synced,
+        [*_PYTHON, "perf/read_layers.py", "--tasks", "3000", "--reads", "50", "--rounds", "1"],
+        project_env(PERF_DATABASE_URL=f"{PG_PRIMARY}/postgres"),
+        ("one task (a cache miss)", "first page of 100 tasks", "+ read session and repository"),
+    )
+
+
+@pytest.mark.bake
 def test_job_benchmark_still_runs(synced: Baked) -> None:
     """`make perf-jobs` on a small load: webhooks, export and the 10,000-line import all run
     (a rot check: it once imported a test library the project had dropped)."""

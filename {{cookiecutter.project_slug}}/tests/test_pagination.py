@@ -127,3 +127,28 @@ async def test_filters_combine_with_paging(
         client, f"/orgs/{org}/tasks", owner, 3, project_id=str(other["id"]), status="done"
     )
     assert seen == list(reversed(mine))
+
+
+async def test_a_listed_task_reads_as_its_single_get(api: Api, client: httpx.AsyncClient) -> None:
+    """The list writes rows as they are (PageResponse), the single read through TaskOut: every
+    field a task can have must come out the same both ways."""
+    owner = await api.user()
+    org = await api.org(owner)
+    project = await api.project(org, owner, name="Prøject ✓")
+    bodies = [
+        TaskFactory.payload(project["id"]),
+        TaskFactory.payload(project["id"], title='Ünïcode \u2028 "quoted" \\ tab\t', status="done"),
+        TaskFactory.payload(
+            project["id"], due_date="2031-02-28", external_key="EXT-1", assignee_id=owner.id
+        ),
+    ]
+    for body in bodies:
+        await api.task(org, owner, body)
+    listed = await client.get(f"/orgs/{org}/tasks", headers=owner.headers)
+    assert listed.status_code == 200, listed.text
+    items = listed.json()["items"]
+    assert len(items) == len(bodies)
+    assert any(item["completed_at"] for item in items)  # the done task: a completion time
+    for item in items:
+        single = await client.get(f"/orgs/{org}/tasks/{item['id']}", headers=owner.headers)
+        assert single.json() == item

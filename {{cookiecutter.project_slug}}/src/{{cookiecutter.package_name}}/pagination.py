@@ -9,15 +9,17 @@ filters) and signed, so a tampered cursor or one minted for another tenant is a 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, Protocol, TypeVar
 
+import orjson
 from itsdangerous import BadSignature, URLSafeSerializer
 from pydantic import BaseModel
 from sqlalchemy import Integer, Select, bindparam, tuple_
 from sqlalchemy.orm import InstrumentedAttribute
+from starlette.responses import Response
 
 from {{ cookiecutter.package_name }}.errors import ProblemError
 
@@ -101,12 +103,19 @@ class PageParams:
         return PageRequest(after=after, limit=self.limit)
 
     def next_cursor(
-        self, codec: CursorCodec, listing: str, rows: Sequence[HasPosition], more: bool
+        self,
+        codec: CursorCodec,
+        listing: str,
+        rows: Sequence[HasPosition] | Sequence[Mapping[str, Any]],
+        more: bool,
     ) -> str | None:
-        """The cursor of the page after `rows`, or None on the last page."""
+        """The cursor of the page after `rows` (models, or mappings as `PageResponse` takes),
+        or None on the last page."""
         if not more or not rows:
             return None
         last = rows[-1]
+        if isinstance(last, Mapping):
+            return codec.encode(listing, Position(last["created_at"], last["id"]))
         return codec.encode(listing, Position(last.created_at, last.id))
 
 
@@ -148,3 +157,28 @@ class Page(BaseModel, Generic[ItemT]):
 
     items: list[ItemT]
     next_cursor: str | None
+
+
+def _uuid_subclass(value: object) -> str:
+    """orjson writes `uuid.UUID` itself but not subclasses, such as the UUIDs asyncpg returns."""
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+class PageResponse(Response):
+    """A `Page` written by orjson from items that are already the item schema's plain data.
+
+    For a hot listing whose rows come from the database with the schema's own types (tasks):
+    validating 100 rows into models and serialising the models took about 0.9 ms of a page's
+    4 ms of CPU, building this 0.2 ms. For these types (str, UUID, str enums, date, datetime,
+    None, nested dicts) orjson writes the very bytes pydantic writes, UTC as `Z` included
+    (tests/test_pagination.py checks it on random items and on the route). The route keeps
+    `response_model=Page[...]`, so its OpenAPI schema does not change; a returned Response is
+    not validated again by FastAPI."""
+
+    media_type = "application/json"
+
+    def __init__(self, items: list[dict[str, Any]], next_cursor: str | None) -> None:
+        body = {"items": items, "next_cursor": next_cursor}
+        super().__init__(orjson.dumps(body, default=_uuid_subclass, option=orjson.OPT_UTC_Z))

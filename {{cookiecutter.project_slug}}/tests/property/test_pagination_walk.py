@@ -90,8 +90,8 @@ async def test_walk_sees_every_surviving_row_once(
         params = PageParams(cursor=None, limit=limit)
         for step in [*steps, *[Step(0, [])] * 200]:  # then walk to the end unchanged
             rows, more = await repo.page(params.resolve(CODEC, "walk"))
-            seen += [row.id for row in rows]
-            keys += [(row.created_at, row.id) for row in rows]
+            seen += [row["id"] for row in rows]
+            keys += [(row["created_at"], row["id"]) for row in rows]
             cursor = params.next_cursor(CODEC, "walk", rows, more)
             if cursor is None:
                 break

@@ -21,7 +21,7 @@ from {{ cookiecutter.package_name }}.dependencies import (
 )
 from {{ cookiecutter.package_name }}.errors import NotFoundError, ProblemError
 from {{ cookiecutter.package_name }}.jobs.webhooks.events import emit
-from {{ cookiecutter.package_name }}.pagination import Page
+from {{ cookiecutter.package_name }}.pagination import Page, PageResponse
 from {{ cookiecutter.package_name }}.resources.projects.repository import ProjectRepository
 from {{ cookiecutter.package_name }}.resources.tasks.model import Task, TaskStatus
 from {{ cookiecutter.package_name }}.resources.tasks.reads import invalidate_tasks_after_commit, read_task
@@ -92,7 +92,7 @@ async def create_task(
     return created
 
 
-@router.get("")
+@router.get("", response_model=Page[TaskOut])
 async def list_tasks(
     access: Annotated[OrgAccess, authorize("tasks:list")],
     session: SessionDep,
@@ -100,14 +100,15 @@ async def list_tasks(
     cursors: CursorsDep,
     project_id: Annotated[uuid.UUID | None, Query(description="Only this project's tasks.")] = None,
     status_: Annotated[TaskStatus | None, Query(alias="status")] = None,
-) -> Page[TaskOut]:
+) -> PageResponse:
     """Tasks with their project, newest first, by cursor (one SQL statement per page)."""
     listing = f"tasks:{access.org_id}:{project_id or '*'}:{status_ or '*'}"
     request = page.resolve(cursors, listing)
     rows, more = await TaskRepository(session, access.org_id).page(
         request, project_id=project_id, status=status_
     )
-    return Page[TaskOut](items=rows, next_cursor=page.next_cursor(cursors, listing, rows, more))
+    # The rows have TaskOut's fields and types: written out as they are, not made models first.
+    return PageResponse(rows, page.next_cursor(cursors, listing, rows, more))
 
 
 @router.get("/{task_id}")

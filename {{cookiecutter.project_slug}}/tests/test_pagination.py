@@ -152,3 +152,4 @@ async def test_a_listed_task_reads_as_its_single_get(api: Api, client: httpx.Asy
     for item in items:
         single = await client.get(f"/orgs/{org}/tasks/{item['id']}", headers=owner.headers)
         assert single.json() == item
+        assert list(single.json()) == list(item)  # the fields in the same order too

@@ -173,7 +173,8 @@ class PageResponse(Response):
     validating 100 rows into models and serialising the models took about 0.9 ms of a page's
     4 ms of CPU, building this 0.2 ms. For these types (str, UUID, str enums, date, datetime,
     None, nested dicts) orjson writes the very bytes pydantic writes, UTC as `Z` included
-    (tests/test_pagination.py checks it on random items and on the route). The route keeps
+    (tests/property/test_page_response.py checks it on random tasks, tests/test_pagination.py
+    on the route). The route keeps
     `response_model=Page[...]`, so its OpenAPI schema does not change; a returned Response is
     not validated again by FastAPI."""
 

@@ -18,19 +18,11 @@ Config via env, as the bare app: PG_DSN, REDIS_URL, PG_POOL_MIN, PG_POOL_MAX.
 
 from __future__ import annotations
 
-import contextlib
-import os
-from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Annotated
 
-import asyncpg
-import orjson
-import redis.asyncio as aioredis
-from baseline_app import SQL_ONE, SQL_PAGE
+from baseline_app import cached_body, fetch_item, fetch_page, json_response, lifespan
 from fastapi import Depends, FastAPI, Header, HTTPException, Query
 from fastapi.responses import Response
-
-state: dict[str, Any] = {}
 
 
 async def caller(authorization: Annotated[str | None, Header()] = None) -> str:
@@ -50,29 +42,7 @@ async def permitted(
 
 
 Allowed = Annotated[None, Depends(permitted)]
-
-
-def json_response(obj: object) -> Response:
-    return Response(orjson.dumps(obj), media_type="application/json")
-
-
-@contextlib.asynccontextmanager
-async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    state["pool"] = await asyncpg.create_pool(
-        os.environ.get("PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"),
-        min_size=int(os.environ.get("PG_POOL_MIN", "4")),
-        max_size=int(os.environ.get("PG_POOL_MAX", "16")),
-    )
-    state["redis"] = aioredis.from_url(
-        os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"), max_connections=32
-    )
-    try:
-        yield
-    finally:
-        await state["pool"].close()
-        await state["redis"].aclose()
-
-
+# The bare app's lifespan: the same asyncpg pool and Redis client, from the same settings.
 app = FastAPI(lifespan=lifespan)
 
 
@@ -83,28 +53,22 @@ async def ping() -> Response:
 
 @app.get("/orgs/{org_id}/items/{item_id}")
 async def get_item(item_id: int, _: Allowed) -> Response:
-    row = await state["pool"].fetchrow(SQL_ONE, item_id)
-    if row is None:
+    item = await fetch_item(item_id)
+    if item is None:
         raise HTTPException(404, "Item not found")
-    return json_response(dict(row))
+    return json_response(item)
 
 
 @app.get("/orgs/{org_id}/items")
 async def list_items(
     _: Allowed, after: int = 0, limit: Annotated[int, Query(ge=1, le=100)] = 100
 ) -> Response:
-    data = [dict(r) for r in await state["pool"].fetch(SQL_PAGE, after, limit)]
-    return json_response({"data": data, "next_after": data[-1]["id"] if data else None})
+    return json_response(await fetch_page(after, limit))
 
 
 @app.get("/orgs/{org_id}/cached/items/{item_id}")
 async def cached_item(item_id: int, _: Allowed) -> Response:
-    key = f"item:{item_id}"
-    body = await state["redis"].get(key)
-    if body is None:  # miss: read through from PostgreSQL
-        row = await state["pool"].fetchrow(SQL_ONE, item_id)
-        if row is None:
-            raise HTTPException(404, "Item not found")
-        body = orjson.dumps(dict(row))
-        await state["redis"].set(key, body)
+    body = await cached_body(item_id)
+    if body is None:
+        raise HTTPException(404, "Item not found")
     return Response(body, media_type="application/json")

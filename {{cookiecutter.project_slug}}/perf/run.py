@@ -6,14 +6,15 @@
 - Creates (or reuses) the database `perf_PACKAGE` on PERF_DATABASE_URL's server, seeds one
   organization with --tasks tasks (`PACKAGE seed`, timed) and the bare app's raw_item table
   with as many rows.
-- Starts three servers on free ports of 127.0.0.1: this service as in production (`PACKAGE
+- Starts four servers on free ports of 127.0.0.1: this service as in production (`PACKAGE
   serve`: auth, tenancy, RBAC and tracing on) with the Redis cache, which serves every
-  scenario; the same without Redis (a reference); and the bare app: perf/baseline_app.py, or
+  scenario; the same without Redis (a reference); the bare app: perf/baseline_app.py, or
   --baseline (a directory with app.py + seed.sql, like ../shared/bench/raw-baseline, or a .py
-  file like ours).
-- Drives them with wrk in rounds. Each pair (ours, bare) alternates its order from one round to
-  the next; the table shows the medians: scenario, req/s, p50, p95, p99, errors, ratio to the
-  bare app, verdict.
+  file like ours); and the FastAPI floor, perf/floor_app.py (the bare app's work behind
+  FastAPI with dependencies that do nothing: the most a FastAPI service reaches).
+- Drives them with wrk in rounds. Each scenario's servers (ours, bare, floor) run in another
+  order from one round to the next; the table shows the medians: scenario, req/s, p50, p95,
+  p99, errors, ratio to the bare app (the floor's too), verdict.
 - Judges the `perf:` section of perf/budgets.yaml (the gate) and exits 1 when a budget is
   missed. A budget whose figure is missing (scenario not run, no ratio) counts as missed, not
   skipped. `perf_goals:` (the stricter targets still to reach) are printed as GOAL NOT MET
@@ -98,7 +99,7 @@ class Scenario:
     method: str = "GET"
     body: str | None = None
     idempotency: bool = False
-    prepare: Callable[[], None] | None = None  # run before each round's pair
+    prepare: Callable[[], None] | None = None  # run before each round's runs of the scenario
     cached: bool = False  # count the cache hits of its runs (/metrics)
     runs: list[Run] = field(default_factory=list)
     bare_runs: list[Run] = field(default_factory=list)
@@ -533,7 +534,7 @@ def main() -> int:
         memory=memory,
         cold_import_s=cold_import,
         loadgen_rate=statistics.median(r.rate for r in loadgen) if loadgen else None,
-        loadgen_cpu=max(r.cpu for s in scenarios for r in (*s.runs, *s.bare_runs)),
+        loadgen_cpu=max(r.cpu for s in scenarios for r in (*s.runs, *s.bare_runs, *s.floor_runs)),
         cache_hit_share=hit_share,
         # Per million only from a large seed: a small one is mostly process start-up.
         seed_s_per_million=seed_seconds * 1e6 / args.tasks
@@ -824,7 +825,7 @@ def floor_ratios(rows: list[Row]) -> dict[str, tuple[float, float]]:
         if scenario is None or not row.scenario.startswith("  FastAPI floor"):
             continue
         ours, floor = scenario.ratio, row.ratio
-        if ours is not None and floor is not None:
+        if ours is not None and floor:  # a floor that answered nothing has no share to give
             found[scenario.scenario] = (ours, floor)
     return found
 
@@ -942,13 +943,13 @@ def print_report(
         + "\n"
     )
     print(
-        f"{'scenario':<44} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}"
+        f"{'scenario':<46} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}"
         f" {'errors':>7} {'ratio':>6} {'cpu us':>7}  verdict"
     )
     for r in rows:
         ratio = f"{r.ratio:.2f}" if r.ratio is not None else ""
         print(
-            f"{r.scenario[:44]:<44} {r.rate:>8.0f} {r.p50:>8.2f} {r.p95:>8.2f} {r.p99:>8.2f}"
+            f"{r.scenario[:46]:<46} {r.rate:>8.0f} {r.p50:>8.2f} {r.p95:>8.2f} {r.p99:>8.2f}"
             f" {r.errors:>7} {ratio:>6} {r.server_us:>7.0f}  {r.verdict}"
         )
     print()

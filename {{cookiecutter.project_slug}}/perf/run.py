@@ -120,6 +120,7 @@ class Row:
     errors: int
     server_us: float = 0.0
     ratio: float | None = None
+    floor_ratio: float | None = None  # the FastAPI floor's ratio to the same bare runs
     verdict: str = ""
 
     @classmethod
@@ -793,7 +794,11 @@ def run_rounds(
 
 def table_rows(scenarios: list[Scenario]) -> list[Row]:
     """One row per scenario (ratio: median of the rounds' ratios), its bare pair below it,
-    then the FastAPI floor's row (its ratio to the same bare runs)."""
+    then the FastAPI floor's row; the scenario's row carries the floor's ratio too."""
+
+    def ratio(runs: Sequence[Run], bare: Sequence[Run]) -> float:
+        return statistics.median(m.rate / b.rate for m, b in zip(runs, bare, strict=True))
+
     rows: list[Row] = []
     for s in scenarios:
         if not s.runs:
@@ -801,33 +806,24 @@ def table_rows(scenarios: list[Scenario]) -> list[Row]:
         row = Row.of(s.name, s.group, s.runs)
         rows.append(row)
         if s.bare_runs:
-            row.ratio = statistics.median(
-                m.rate / b.rate for m, b in zip(s.runs, s.bare_runs, strict=True)
-            )
+            row.ratio = ratio(s.runs, s.bare_runs)
             rows.append(Row.of(f"  bare {s.bare_name}", None, s.bare_runs))
         if s.floor_runs and s.bare_runs:
             floor = Row.of(f"  FastAPI floor {s.bare_name}", None, s.floor_runs)
-            floor.ratio = statistics.median(
-                f.rate / b.rate for f, b in zip(s.floor_runs, s.bare_runs, strict=True)
-            )
+            floor.ratio = row.floor_ratio = ratio(s.floor_runs, s.bare_runs)
             rows.append(floor)
     return rows
 
 
 def floor_ratios(rows: list[Row]) -> dict[str, tuple[float, float]]:
-    """Scenario -> (its ratio to the bare app, the FastAPI floor's ratio to the bare app)."""
-    found: dict[str, tuple[float, float]] = {}
-    scenario: Row | None = None
-    for row in rows:
-        if row.group is not None:
-            scenario = row
-            continue
-        if scenario is None or not row.scenario.startswith("  FastAPI floor"):
-            continue
-        ours, floor = scenario.ratio, row.ratio
-        if ours is not None and floor:  # a floor that answered nothing has no share to give
-            found[scenario.scenario] = (ours, floor)
-    return found
+    """Scenario -> (its ratio to the bare app, the FastAPI floor's ratio to the bare app).
+
+    Only where both were measured: a floor that answered nothing has no share to give."""
+    return {
+        r.scenario: (r.ratio, r.floor_ratio)
+        for r in rows
+        if r.ratio is not None and r.floor_ratio  # neither None nor 0
+    }
 
 
 # -- verdict ----------------------------------------------------------------------------------

@@ -169,6 +169,7 @@ def test_the_fastapi_floor_is_read_per_scenario_and_judged_by_nothing() -> None:
     hit = rows.index(next(r for r in rows if r.scenario == "GET task, cache hit"))
     floor = _row("  FastAPI floor /cached/items/{id}, hit", None, 600, 9, 0.01)
     rows.insert(hit + 2, floor)  # after the scenario's bare row, as table_rows puts it
+    rows[hit].floor_ratio = floor.ratio  # and on the scenario's row, as table_rows sets it
     facts.memory["floor"] = (BUDGETS["max_peak_rss_mib"] * 2, BUDGETS["max_rss_mib"] * 2)
     assert run.floor_ratios(rows) == {"GET task, cache hit": (rows[hit].ratio, 0.01)}
     # A reference, like the bare app: its ratio, memory and missing group fail no budget.

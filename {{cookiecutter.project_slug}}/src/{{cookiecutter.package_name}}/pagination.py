@@ -174,9 +174,8 @@ class PageResponse(Response):
     4 ms of CPU, building this 0.2 ms. For these types (str, UUID, str enums, date, datetime,
     None, nested dicts) orjson writes the very bytes pydantic writes, UTC as `Z` included
     (tests/property/test_page_response.py checks it on random tasks, tests/test_pagination.py
-    on the route). The route keeps
-    `response_model=Page[...]`, so its OpenAPI schema does not change; a returned Response is
-    not validated again by FastAPI."""
+    on the route). The route keeps `response_model=Page[...]`, so its OpenAPI schema does not
+    change; a returned Response is not validated again by FastAPI."""
 
     media_type = "application/json"
 
